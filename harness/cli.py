@@ -1,0 +1,51 @@
+"""``crucible`` command line: one entry point, subcommands that import lazily.
+
+Each subcommand lives in its own module; this file only wires argparse to
+them so that ``crucible --help`` stays fast and a missing optional dependency
+(matplotlib, locust, mfusepy) breaks only the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from harness.replay_cmd import run_replay
+
+    return run_replay(args.input, args.out, args.instruments)
+
+
+def _add_engine(sub: argparse._SubParsersAction) -> None:
+    engine = sub.add_parser("engine", help="run the deterministic engine offline")
+    esub = engine.add_subparsers(dest="engine_cmd", required=True)
+    replay = esub.add_parser("replay", help="apply a replay-format input file and print a summary")
+    replay.add_argument("input", help="input JSON-lines file (docs/replay-format.md)")
+    replay.add_argument("--out", help="write the outputs as JSON lines here ('-' for stdout)")
+    replay.add_argument("--instruments", help="YAML/JSON mapping symbol -> tick (default: any symbol, tick 100)")
+    replay.set_defaults(func=_replay)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crucible",
+        description="Certification kit for fault-tolerant, sequencer-based exchange cores.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""UDP edge of the bus: publishers, subscribers and the idle strategy.
+
+The same MoldUDP64 bytes travel in either mode the config picks:
+
+- ``unicast``: the publisher sends each datagram to every subscriber's own
+  127.0.0.1 port (fan-out in the sender);
+- ``multicast``: one send to the stream's group; subscribers bind the group
+  port with SO_REUSEPORT and join on 127.0.0.1. ``IP_MULTICAST_IF = 127.0.0.1``
+  is what keeps the traffic on the box (TTL 0 alone does not on this kernel).
+
+Every subscriber also owns a *recovery* socket on an ephemeral 127.0.0.1
+port: re-requests leave from it and retransmissions come back to it, which
+works in both modes (a socket bound to a multicast group cannot receive
+unicast replies).
+
+``Inbox`` waits on several sockets with the configured idle strategy:
+``block`` (select; the right default with more processes than vCPUs),
+``spin`` (non-blocking polling, costs a whole vCPU) or ``backoff`` (spin for
+N µs, then block).
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import time
+from collections.abc import Iterable, Sequence
+
+from reference_impl.config import HOST, ClusterConfig, StreamConfig
+
+RECV_BYTES = 65535
+SOCKET_BUFFER = 8 << 20
+
+
+def _udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        except OSError:
+            pass
+    return sock
+
+
+def bind_udp(port: int = 0, host: str = HOST) -> socket.socket:
+    """A UDP socket bound on loopback (port 0: an ephemeral port)."""
+    sock = _udp()
+    sock.bind((host, port))
+    return sock
+
+
+class Publisher:
+    """Sends one datagram to every subscriber of a stream, in either mode."""
+
+    __slots__ = ("sock", "_targets")
+
+    def __init__(self, targets: Sequence[tuple[str, int]], multicast: bool) -> None:
+        self.sock = _udp()
+        if multicast:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(HOST))
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+        self.sock.bind((HOST, 0))
+        self._targets = tuple(targets)
+
+    def send(self, datagram: bytes) -> None:
+        sendto = self.sock.sendto
+        for target in self._targets:
+            try:
+                sendto(datagram, target)
+            except OSError as exc:  # a subscriber that is down must not stop the others
+                if exc.errno not in (errno.ECONNREFUSED, errno.ENOBUFS, errno.EAGAIN):
+                    raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def stream_publisher(cfg: ClusterConfig, stream: StreamConfig, unicast_ports: Iterable[int]) -> Publisher:
+    """The publisher of ``stream``: its group in multicast mode, else each subscriber port."""
+    if cfg.transport == "multicast":
+        return Publisher([(stream.group, stream.port)], multicast=True)
+    return Publisher([(HOST, p) for p in unicast_ports], multicast=False)
+
+
+def stream_subscriber(cfg: ClusterConfig, stream: StreamConfig, own_port: int) -> socket.socket:
+    """The data socket of one subscriber of ``stream``."""
+    if cfg.transport == "unicast":
+        return bind_udp(own_port)
+    sock = _udp()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((stream.group, stream.port))
+    mreq = socket.inet_aton(stream.group) + socket.inet_aton(HOST)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    return sock
+
+
+class Inbox:
+    """Waits for datagrams on several sockets with a block/spin/backoff idle strategy."""
+
+    def __init__(self, socks: Sequence[socket.socket], idle: str = "block", spin_us: int = 50) -> None:
+        self.socks = list(socks)
+        for s in self.socks:
+            s.setblocking(False)
+        self._idle = idle
+        self._spin_ns = spin_us * 1000
+        self._selector = selectors.DefaultSelector()
+        for s in self.socks:
+            self._selector.register(s, selectors.EVENT_READ)
+
+    def _drain(self, out: list[tuple[socket.socket, bytes, tuple]], limit: int) -> None:
+        for s in self.socks:
+            recvfrom = s.recvfrom
+            while len(out) < limit:
+                try:
+                    data, addr = recvfrom(RECV_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionRefusedError:  # ICMP from an earlier send on this socket
+                    continue
+                out.append((s, data, addr))
+
+    def poll(self, timeout_s: float, limit: int = 4096) -> list[tuple[socket.socket, bytes, tuple]]:
+        """Everything ready now (up to ``limit``), waiting up to ``timeout_s`` for the first."""
+        out: list[tuple[socket.socket, bytes, tuple]] = []
+        self._drain(out, limit)
+        if out:
+            return out
+        if self._idle != "block":
+            deadline = time.monotonic_ns() + (
+                self._spin_ns if self._idle == "backoff" else int(timeout_s * 1e9))
+            while time.monotonic_ns() < deadline:
+                self._drain(out, limit)
+                if out:
+                    return out
+            if self._idle == "spin":
+                return out
+        if self._selector.select(timeout_s):
+            self._drain(out, limit)
+        return out
+
+    def close(self) -> None:
+        self._selector.close()
