@@ -44,7 +44,9 @@ class StreamConfig:
 class EngineConfig:
     id: int
     role: str
-    input_port: int
+    input_port: int  #: input stream subscription (unicast mode)
+    output_port: int  #: output stream subscription, used while secondary (unicast mode)
+    retransmit_port: int  #: MoldUDP64 re-requests for the output stream, served while primary
     admin_port: int
 
 
@@ -119,7 +121,7 @@ class ClusterConfig:
                self.sequencer.retransmit_port, self.input_stream.port, self.output_stream.port,
                self.logger.input_port, self.logger.archive_port, self.logger.admin_port]
         for e in self.engines:
-            out += [e.input_port, e.admin_port]
+            out += [e.input_port, e.output_port, e.retransmit_port, e.admin_port]
         for g in self.gateways:
             out += [g.ouch_port, g.http_port, g.output_port, g.status_port, g.admin_port]
         return out
@@ -231,7 +233,8 @@ def parse(raw: Any) -> ClusterConfig:
     for i, e in enumerate(_list(raw, "engines")):
         ep = f"engines[{i}]."
         engines.append(EngineConfig(_positive(e, "id", ep, 1), _choice(e, "role", ep, ROLES, ""),
-                                    _port(e, "input_port", ep), _port(e, "admin_port", ep)))
+                                    _port(e, "input_port", ep), _port(e, "output_port", ep),
+                                    _port(e, "retransmit_port", ep), _port(e, "admin_port", ep)))
     roles = [e.role for e in engines]
     if roles.count("primary") != 1 or roles.count("secondary") > 1:
         raise ConfigError("engines", f"need exactly one primary and at most one secondary (got {roles})")
