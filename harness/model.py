@@ -337,7 +337,6 @@ class Model:
             resting.filled += qty
             aggressor.open -= qty
             aggressor.filled += qty
-            out.append(Executed(seq, resting.account, resting.token, qty, resting.price, match_id, "A"))
-            out.append(
-                Executed(seq, aggressor.account, aggressor.token, qty, resting.price, match_id, "R")
-            )
+            price = resting.price
+            out.append(Executed(seq, resting.account, resting.token, qty, price, match_id, "A"))
+            out.append(Executed(seq, aggressor.account, aggressor.token, qty, price, match_id, "R"))
