@@ -203,8 +203,9 @@ def _pad(value: str, width: int, field: str) -> bytes:
     raw = value.encode("ascii")
     if len(raw) > width:
         raise ValueError(f"OUCH field {field}: {value!r} is longer than {width}")
-    if raw.translate(None, _PRINTABLE):
-        raise ValueError(f"OUCH field {field}: {value!r} is not printable ASCII")
+    if raw.translate(None, _PRINTABLE) or raw[-1:] == b" ":
+        raise ValueError(f"OUCH field {field}: {value!r} is not printable ASCII "
+                         "without trailing spaces (they would be read as padding)")
     return raw.ljust(width)
 
 
