@@ -1,0 +1,74 @@
+"""A retransmission ring: the last ``capacity`` messages of a stream, by seq.
+
+The sequencer (input stream) keeps one so that a receiver that lost a packet
+can re-request it; a message older than ``capacity`` seqs behind the head is
+gone from the ring and must come from the logger's archive instead.
+
+Slots are a preallocated list indexed by ``seq % capacity``: storing a
+message is one list assignment, with no allocation and no eviction pass.
+``serve_request`` turns a MoldUDP64 re-request into the datagrams of the
+reply, each at most ``max_payload`` bytes, so the request socket's handler
+stays a loop of ``sendto``.
+"""
+
+from __future__ import annotations
+
+from reference_impl.core import mold_codec
+
+#: Most datagrams one re-request is answered with (an amplification bound: a
+#: receiver asks again for what it still lacks).
+MAX_REPLY_PACKETS = 64
+#: Most messages looked at for one reply (more than 64 packets can carry).
+MAX_REPLY_MESSAGES = 4096
+
+
+class RetransmitRing:
+    __slots__ = ("capacity", "head", "_slots")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("ring capacity must be at least 1")
+        self.capacity = capacity
+        self.head = 0  #: the highest seq stored (0: none yet)
+        self._slots: list[bytes | None] = [None] * capacity
+
+    def put(self, seq: int, message: bytes) -> None:
+        """Store ``message`` as ``seq``; seqs must arrive in order (head + 1)."""
+        self._slots[seq % self.capacity] = message
+        self.head = seq
+
+    @property
+    def low(self) -> int:
+        """The oldest seq still held (head + 1 when empty)."""
+        return max(1, self.head - self.capacity + 1)
+
+    def get(self, seq: int) -> bytes | None:
+        if self.low <= seq <= self.head:
+            return self._slots[seq % self.capacity]
+        return None
+
+    def range(self, seq: int, count: int) -> tuple[int, list[bytes]]:
+        """The held part of ``[seq, seq + count)``: (first seq, messages), possibly empty."""
+        first = max(seq, self.low)
+        last = min(seq + count - 1, self.head)
+        slots, cap = self._slots, self.capacity
+        return first, [slots[s % cap] for s in range(first, last + 1)]  # type: ignore[misc]
+
+    def serve_request(self, session: bytes, seq: int, count: int,
+                      max_payload: int = 1400) -> list[bytes]:
+        """The reply datagrams for a re-request of ``count`` messages from ``seq``.
+
+        Seqs gone from the ring are left out (the archive serves them); a
+        request that starts past the head gets a heartbeat carrying the next
+        seq, so the requester learns where the stream really is.
+        """
+        if seq > self.head:
+            return [mold_codec.encode_heartbeat(session, self.head + 1)]
+        first, messages = self.range(seq, min(count, MAX_REPLY_MESSAGES))
+        out: list[bytes] = []
+        for group in mold_codec.plan_packets(messages, max_payload):
+            if len(out) == MAX_REPLY_PACKETS:
+                break
+            out.append(mold_codec.encode_packet(session, first, group))
+            first += len(group)
+        return out

@@ -1,0 +1,241 @@
+"""The sequencer process: ``python -m reference_impl.sequencer_node --config FILE --run-dir DIR``.
+
+Theory of operation
+-------------------
+One single-threaded duty loop over an ``Inbox`` of three sockets:
+
+- ``sequencer.request_port``: gateway requests, one ``sequenced_codec`` frame
+  per datagram with ``seq = 0``. A frame that does not decode, carries a
+  nonzero seq, a control body or the reserved gateway id 0 is garbage: counted
+  and dropped, never sequenced. The rest go through ``core.sequencing``
+  (dedup) and are stamped with ``time.time_ns()``.
+- ``sequencer.retransmit_port``: MoldUDP64 re-requests, answered from the
+  retransmission ring (``cluster.capacity`` messages) to the sender's address.
+- ``sequencer.admin_port``: ``health``, ``digest``, ``leader_change EPOCH
+  ENGINE_ID`` and ``snapshot ID`` (sequenced control messages).
+
+Each turn drains everything ready, sequences it all, then publishes it all as
+MoldUDP64 packets of at most 1400 bytes to every engine and the logger
+(``transport.stream_publisher``) and sends a ``SequencerStatus`` to every
+gateway's status port. Nothing ever waits on a timer while a message is
+ready; the poll timeout only bounds idle time, and an idle stream gets a
+heartbeat (count 0, seq = next seq) every ``heartbeat_ms``. Re-requests are
+answered after the turn's publish, so they never delay fresh messages.
+
+Published bytes are the gateway's frame with seq and ts written into its
+first 16 bytes: ``sequenced_codec`` frames are canonical (decode then encode
+gives the same bytes), so this is exactly ``encode(sequenced)`` without a
+re-encode on the hot path.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import time
+
+from reference_impl import node, transport
+from reference_impl.config import HOST, ClusterConfig
+from reference_impl.core import mold_codec, sequenced_codec, status_codec
+from reference_impl.core.errors import DecodeError
+from reference_impl.core.messages import CLIENT_BODIES, LeaderChange, SnapshotRequest
+from reference_impl.core.sequencing import Request, Sequencer
+from reference_impl.retransmit_ring import RetransmitRing
+
+MAX_PAYLOAD = 1400
+POLL_MAX_S = 0.05
+INITIAL_EPOCH = 1  #: the cluster starts in epoch 1; the first LeaderChange must say 2
+COMPONENT_ID = 0
+_SEQ_TS = struct.Struct(">QQ")
+
+
+class SequencerAgent:
+    """The duty cycle's state: core sequencer, ring, sockets and counters."""
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.session = cfg.input_stream.session.encode("ascii")
+        self.core = Sequencer(next_seq=1, epoch=INITIAL_EPOCH)
+        self.ring = RetransmitRing(cfg.capacity)
+        self.skip_dedup = "skip_dedup" in cfg.faults
+        self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
+        self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
+        self.admin_sock = node.admin_socket(cfg.sequencer.admin_port)
+        self.inbox = transport.Inbox([self.request_sock, self.retransmit_sock, self.admin_sock],
+                                     cfg.idle, cfg.backoff_spin_us)
+        subscribers = [e.input_port for e in cfg.engines] + [cfg.logger.input_port]
+        self.publisher = transport.stream_publisher(cfg, cfg.input_stream, subscribers)
+        self.status_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
+        self.pending: list[bytes] = []
+        self.published_seq = 0
+        self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
+        self.last_send_ns = 0
+        self.counters = {"sequenced": 0, "duplicates": 0, "garbage": 0, "skipped_dedup": 0,
+                         "packets": 0, "heartbeats": 0, "retransmit_requests": 0,
+                         "retransmitted_packets": 0, "bad_retransmit_requests": 0}
+
+    # ------------------------------------------------------------- inbound
+
+    def on_request(self, data: bytes) -> None:
+        try:
+            msg = sequenced_codec.decode(data)
+        except DecodeError:
+            self.counters["garbage"] += 1
+            return
+        if msg.seq != 0 or msg.gateway_id == 0 or not isinstance(msg.body, CLIENT_BODIES):
+            self.counters["garbage"] += 1
+            return
+        now = time.time_ns()
+        stamped = self.core.sequence(
+            Request(msg.gateway_id, msg.incarnation, msg.request_seq, msg.account, msg.body), now)
+        if stamped is None:
+            if not self.skip_dedup:
+                self.counters["duplicates"] += 1
+                return
+            seq, ts = self._stamp_without_dedup(now)
+            self.counters["skipped_dedup"] += 1
+        else:
+            seq, ts = stamped.seq, stamped.ts
+        frame = bytearray(data)
+        _SEQ_TS.pack_into(frame, 0, seq, ts)
+        self._append(seq, bytes(frame))
+
+    def _stamp_without_dedup(self, now: int) -> tuple[int, int]:
+        """Fault ``skip_dedup`` (test-only): sequence a resend the core refused."""
+        core = self.core
+        seq = core.next_seq
+        core.next_seq = seq + 1
+        ts = max(now, core.last_ts)
+        core.last_ts = ts
+        return seq, ts
+
+    def _append(self, seq: int, frame: bytes) -> None:
+        self.ring.put(seq, frame)
+        self.pending.append(frame)
+        self.counters["sequenced"] += 1
+
+    def on_retransmit_request(self, data: bytes, addr: tuple) -> None:
+        self.counters["retransmit_requests"] += 1
+        try:
+            req = mold_codec.decode_request(data)
+        except DecodeError:
+            self.counters["bad_retransmit_requests"] += 1
+            return
+        if req.session != self.session:
+            self.counters["bad_retransmit_requests"] += 1
+            return
+        for datagram in self.ring.serve_request(self.session, req.seq, req.count, MAX_PAYLOAD):
+            try:
+                self.retransmit_sock.sendto(datagram, addr)
+            except OSError:
+                return
+            self.counters["retransmitted_packets"] += 1
+
+    # ------------------------------------------------------------- admin
+
+    def on_admin(self, command: str) -> dict:
+        words = command.split()
+        if not words:
+            return {"error": "empty command"}
+        verb = words[0]
+        if verb == "health":
+            return {"ok": True, "component": "sequencer"}
+        if verb == "digest":
+            return {"next_seq": self.core.next_seq, "epoch": self.core.epoch,
+                    "published_seq": self.published_seq,
+                    "state_hash": self.core.state_hash(), "counters": dict(self.counters),
+                    "drops": self.core.counters()}
+        if verb == "leader_change" and len(words) == 3:
+            body = LeaderChange(int(words[1]), int(words[2]))
+        elif verb == "snapshot" and len(words) == 2:
+            body = SnapshotRequest(int(words[1]))
+        else:
+            return {"error": f"unknown command {command!r} (health, digest, "
+                             "leader_change EPOCH ENGINE_ID, snapshot ID)"}
+        msg = self.core.sequence_control(body, time.time_ns())
+        if msg is None:
+            return {"error": f"stale epoch: {body.epoch} is not current epoch "
+                             f"{self.core.epoch} + 1"}
+        self._append(msg.seq, sequenced_codec.encode(msg))
+        self.publish_pending()  # the reply promises the seq is on the bus
+        return {"seq": msg.seq}
+
+    # ------------------------------------------------------------ outbound
+
+    def publish_pending(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        first = self.published_seq + 1
+        send = self.publisher.send
+        for group in mold_codec.plan_packets(pending, MAX_PAYLOAD):
+            send(mold_codec.encode_packet(self.session, first, group))
+            first += len(group)
+            self.counters["packets"] += 1
+        self.published_seq = first - 1
+        pending.clear()
+        self.publish_status()
+
+    def publish_heartbeat(self) -> None:
+        self.publisher.send(mold_codec.encode_heartbeat(self.session, self.core.next_seq))
+        self.counters["heartbeats"] += 1
+        self.publish_status()
+
+    def publish_status(self) -> None:
+        self.last_send_ns = time.monotonic_ns()
+        record = status_codec.encode(
+            status_codec.SequencerStatus(COMPONENT_ID, self.published_seq, self.last_send_ns))
+        for target in self.status_targets:
+            try:
+                self.status_sock.sendto(record, target)
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------ duty loop
+
+    def run(self, stop: node.StopFlag) -> None:
+        request_sock, retransmit_sock = self.request_sock, self.retransmit_sock
+        on_request = self.on_request
+        while not stop.is_set:
+            idle_ns = self.last_send_ns + self.heartbeat_ns - time.monotonic_ns()
+            timeout = min(POLL_MAX_S, max(idle_ns, 0) / 1e9)
+            batch = self.inbox.poll(timeout)
+            rerequests = []
+            for sock, data, addr in batch:
+                if sock is request_sock:
+                    on_request(data)
+                elif sock is retransmit_sock:
+                    rerequests.append((data, addr))
+                else:
+                    node.answer_admin(sock, data, addr, self.on_admin)
+            if self.pending:
+                self.publish_pending()
+            elif time.monotonic_ns() - self.last_send_ns >= self.heartbeat_ns:
+                self.publish_heartbeat()
+            for data, addr in rerequests:
+                self.on_retransmit_request(data, addr)
+
+    def close(self) -> None:
+        self.inbox.close()
+        for s in (self.request_sock, self.retransmit_sock, self.admin_sock, self.status_sock):
+            s.close()
+        self.publisher.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = node.parse_args("Crucible sequencer: stamps, dedups and publishes the input stream.",
+                           argv)
+    cfg = node.load_config(args)
+    stop = node.StopFlag()
+    agent = SequencerAgent(cfg)
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

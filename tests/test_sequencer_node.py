@@ -1,0 +1,222 @@
+"""The sequencer as a real process on loopback: stamping, dedup, garbage, ring, heartbeats, admin.
+
+The test plays every other component: it sends gateway requests to the
+request port, listens on an engine's input port (unicast fan-out) and on the
+gateway's status port, and sends re-requests from its own socket.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reference_impl import config as config_mod
+from reference_impl.config import HOST
+from reference_impl.core import mold_codec, sequenced_codec, status_codec
+from reference_impl.core.messages import Cancel, LeaderChange, NewOrder, Sequenced, Side, SnapshotRequest
+from reference_impl.node import admin_query
+
+OFFSET = -8000  #: unique per test module (ports 7000-10080 here)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_node(module: str, cfg: config_mod.ClusterConfig, run_dir: Path) -> subprocess.Popen:
+    cfg_path = run_dir / "cluster.yaml"
+    cfg_path.write_text(config_mod.dump(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--config", str(cfg_path), "--run-dir", str(run_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    return proc
+
+
+def wait_healthy(proc: subprocess.Popen, admin_port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited {proc.returncode}: {proc.stderr.read().decode()}")
+        try:
+            if admin_query(admin_port, "health", 0.2).get("ok"):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("node never answered health")
+
+
+def stop_node(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, port))
+    sock.settimeout(2.0)
+    return sock
+
+
+def order(gateway_id: int, request_seq: int, incarnation: int = 1, token: str | None = None) -> bytes:
+    body = NewOrder(token or f"T{gateway_id}x{request_seq}", "ACME", Side.BUY, 10, 10_000)
+    return sequenced_codec.encode(Sequenced(0, 0, gateway_id, incarnation, request_seq, "DEMO1", body))
+
+
+def receive_messages(sock: socket.socket, want: int, timeout_s: float = 3.0) -> dict[int, bytes]:
+    """Data messages by seq (heartbeats skipped) until ``want`` distinct seqs arrived."""
+    got: dict[int, bytes] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        try:
+            data = sock.recv(65535)
+        except socket.timeout:
+            break
+        assert len(data) <= 1400
+        packet = mold_codec.decode_packet(data)
+        for i, m in enumerate(packet.messages):
+            assert packet.seq + i not in got, "a seq published twice"
+            got[packet.seq + i] = m
+    return got
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cfg = config_mod.load().shifted(OFFSET).with_overrides(capacity=64, heartbeat_ms=50)
+    engine_sock = listen(cfg.engines[0].input_port)
+    status_sock = listen(cfg.gateways[0].status_port)
+    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    try:
+        wait_healthy(proc, cfg.sequencer.admin_port)
+        yield cfg, proc, engine_sock, status_sock
+    finally:
+        stop_node(proc)
+        engine_sock.close()
+        status_sock.close()
+    assert proc.returncode == 0, proc.stderr.read().decode()
+
+
+def send(cfg, datagrams) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, (HOST, cfg.sequencer.request_port))
+
+
+def test_gap_free_seqs_and_duplicates_dropped(cluster) -> None:
+    cfg, proc, engine_sock, _ = cluster
+    first = [order(7, r) for r in range(1, 51)]
+    send(cfg, first + first[10:20] + [order(7, 3)])  # resends of already sequenced requests
+    got = receive_messages(engine_sock, 50)
+    assert sorted(got) == list(range(1, 51))
+    msgs = [sequenced_codec.decode(got[s]) for s in range(1, 51)]
+    assert [m.request_seq for m in msgs] == list(range(1, 51))
+    assert all(b.ts >= a.ts > 0 for a, b in zip(msgs, msgs[1:]))
+    for s in range(1, 51):  # the published bytes are the canonical encoding
+        assert got[s] == sequenced_codec.encode(msgs[s - 1])
+    time.sleep(0.2)
+    assert receive_messages(engine_sock, 1, 0.3) == {}  # the resends were never sequenced
+    digest = admin_query(cfg.sequencer.admin_port, "digest")
+    assert digest["next_seq"] == 51
+    assert digest["counters"]["sequenced"] == 50
+    assert digest["counters"]["duplicates"] == 11
+
+
+def test_garbage_is_counted_and_never_sequenced(cluster) -> None:
+    cfg, proc, engine_sock, _ = cluster
+    rng = random.Random(3)
+    junk = [rng.randbytes(rng.randrange(0, 120)) for _ in range(300)]
+    good = order(9, 1)
+    junk += [good[:-1], good + b"x", b"\x00" * 8 + good[8:],  # truncated, padded, seq != 0
+             sequenced_codec.encode(Sequenced(0, 0, 0, 1, 1, "DEMO1", Cancel("A", 0))),  # gw 0
+             sequenced_codec.encode(Sequenced(0, 0, 9, 1, 2, "", SnapshotRequest(5)))]  # control
+    junk = [j for j in junk if j != good]
+    send(cfg, junk)
+    time.sleep(0.3)
+    assert admin_query(cfg.sequencer.admin_port, "health")["ok"]
+    digest = admin_query(cfg.sequencer.admin_port, "digest")
+    assert digest["counters"]["sequenced"] == 0
+    assert digest["counters"]["garbage"] == len(junk)
+    send(cfg, [good])
+    got = receive_messages(engine_sock, 1)
+    assert list(got) == [1]  # the first real request still gets seq 1
+
+
+def test_rerequest_returns_exact_bytes_and_ring_bound(cluster) -> None:
+    cfg, proc, engine_sock, _ = cluster
+    send(cfg, [order(3, r) for r in range(1, 101)])  # ring holds the last 64
+    got = receive_messages(engine_sock, 100)
+    assert len(got) == 100
+    session = cfg.input_stream.session.encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r:
+        r.settimeout(1.0)
+        r.bind((HOST, 0))
+        r.sendto(mold_codec.encode_request(session, 40, 30), (HOST, cfg.sequencer.retransmit_port))
+        again = receive_messages(r, 30, 1.0)
+        assert sorted(again) == list(range(40, 70))
+        assert all(again[s] == got[s] for s in again)
+        r.sendto(mold_codec.encode_request(session, 1, 10), (HOST, cfg.sequencer.retransmit_port))
+        assert receive_messages(r, 1, 0.5) == {}  # gone from the ring: nothing
+        r.sendto(mold_codec.encode_request(b"OTHERSESS ", 40, 5), (HOST, cfg.sequencer.retransmit_port))
+        r.sendto(b"garbage", (HOST, cfg.sequencer.retransmit_port))
+        assert receive_messages(r, 1, 0.5) == {}
+    assert admin_query(cfg.sequencer.admin_port, "digest")["counters"]["bad_retransmit_requests"] == 2
+
+
+def test_heartbeat_and_status_when_idle(cluster) -> None:
+    cfg, proc, engine_sock, status_sock = cluster
+    send(cfg, [order(4, 1), order(4, 2)])
+    assert len(receive_messages(engine_sock, 2)) == 2
+    beats = []
+    t0 = time.monotonic()
+    while len(beats) < 3:
+        packet = mold_codec.decode_packet(engine_sock.recv(65535))
+        assert packet.is_heartbeat
+        beats.append((time.monotonic(), packet.seq))
+    assert [s for _, s in beats] == [3, 3, 3]
+    assert beats[-1][0] - t0 < 1.0  # every 50 ms, not lazily
+    statuses = set()
+    while len(statuses) < 1 or 2 not in statuses:
+        rec = status_codec.decode(status_sock.recv(100))
+        assert isinstance(rec, status_codec.SequencerStatus)
+        statuses.add(rec.published_seq)
+    assert max(statuses) == 2
+
+
+def test_leader_change_epoch_rule_and_snapshot(cluster) -> None:
+    cfg, proc, engine_sock, _ = cluster
+    port = cfg.sequencer.admin_port
+    send(cfg, [order(5, 1)])
+    assert "error" in admin_query(port, "leader_change 1 2")  # the cluster starts in epoch 1
+    assert "error" in admin_query(port, "leader_change 3 2")
+    assert admin_query(port, "leader_change 2 2")["seq"] == 2
+    assert "error" in admin_query(port, "leader_change 2 1")  # epoch 2 is now current
+    assert admin_query(port, "leader_change 3 1")["seq"] == 3
+    assert admin_query(port, "snapshot 77")["seq"] == 4
+    assert "error" in admin_query(port, "leader_change x y")
+    assert "error" in admin_query(port, "frobnicate")
+    got = receive_messages(engine_sock, 4)
+    bodies = [sequenced_codec.decode(got[s]).body for s in range(1, 5)]
+    assert bodies[1:] == [LeaderChange(2, 2), LeaderChange(3, 1), SnapshotRequest(77)]
+    assert admin_query(port, "digest")["epoch"] == 3
+
+
+def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
+    cfg = config_mod.load().shifted(OFFSET).with_overrides(faults=("skip_dedup",))
+    engine_sock = listen(cfg.engines[0].input_port)
+    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    try:
+        wait_healthy(proc, cfg.sequencer.admin_port)
+        send(cfg, [order(6, 1), order(6, 1)])
+        assert sorted(receive_messages(engine_sock, 2)) == [1, 2]
+    finally:
+        stop_node(proc)
+        engine_sock.close()
