@@ -124,7 +124,9 @@ class LogoutRequest:
     """'O': the client ends the session."""
 
 
-ServerPacket = Union[Debug, LoginAccepted, LoginRejected, SequencedData, ServerHeartbeat, EndOfSession]
+ServerPacket = Union[
+    Debug, LoginAccepted, LoginRejected, SequencedData, ServerHeartbeat, EndOfSession
+]
 ClientPacket = Union[Debug, LoginRequest, UnsequencedData, ClientHeartbeat, LogoutRequest]
 Packet = Union[ServerPacket, ClientPacket]
 
@@ -202,7 +204,9 @@ def encode(packet: Packet) -> bytes:
 # ------------------------------------------------------------------ decoding
 
 
-def _check_head(length: int, type_byte: int | None, allowed: frozenset[int], max_payload: int) -> None:
+def _check_head(
+    length: int, type_byte: int | None, allowed: frozenset[int], max_payload: int
+) -> None:
     """Reject a header as early as its bytes allow: bound, then type, then fixed size."""
     if length == 0:
         raise DecodeError(PROTOCOL, "length", 0, "zero: a packet needs at least its type byte")
@@ -263,7 +267,9 @@ def _decode_body(type_byte: int, body: bytes) -> Packet:
     return Debug(body.decode("ascii"))
 
 
-def decode(frame: bytes, from_client: bool | None = None, max_payload: int = MAX_LENGTH - 1) -> Packet:
+def decode(
+    frame: bytes, from_client: bool | None = None, max_payload: int = MAX_LENGTH - 1
+) -> Packet:
     """One whole packet, length prefix included; ``from_client`` names the sender."""
     size = len(frame)
     if size < 3:
@@ -291,7 +297,9 @@ class SoupBinFramer:
 
     __slots__ = ("_buf", "_allowed", "max_payload", "error")
 
-    def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD, *, from_client: bool | None = None) -> None:
+    def __init__(
+        self, max_payload: int = DEFAULT_MAX_PAYLOAD, *, from_client: bool | None = None
+    ) -> None:
         if not 0 <= max_payload <= MAX_LENGTH - 1:
             raise ValueError(f"max_payload must be 0..{MAX_LENGTH - 1}")
         self._buf = bytearray()

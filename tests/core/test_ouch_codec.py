@@ -232,7 +232,8 @@ def test_unknown_and_wrong_direction_types():
     assert field_of(lambda: oc.decode_inbound(b"Q" + bytes(48))) == "message_type"
     assert field_of(lambda: oc.decode_inbound(b"\xff")) == "message_type"
     assert field_of(lambda: oc.decode_outbound(oc.encode(SAMPLES[om.EnterOrder]))) == "message_type"
-    assert field_of(lambda: oc.decode_inbound(oc.encode(SAMPLES[om.OrderAccepted]))) == "message_type"
+    accepted = oc.encode(SAMPLES[om.OrderAccepted])
+    assert field_of(lambda: oc.decode_inbound(accepted)) == "message_type"
     # 'U' is Replace Order inbound (47 bytes) but Order Replaced outbound (80 bytes)
     assert field_of(lambda: oc.decode_inbound(oc.encode(SAMPLES[om.OrderReplaced]))) == "length"
     assert field_of(lambda: oc.decode_outbound(oc.encode(SAMPLES[om.ReplaceOrder]))) == "length"
