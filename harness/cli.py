@@ -28,7 +28,31 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     replay.set_defaults(func=_replay)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine]
+def _up(args: argparse.Namespace) -> int:
+    from harness.up_cmd import run_up
+
+    return run_up(args.config, args.run_dir, args.detach)
+
+
+def _down(args: argparse.Namespace) -> int:
+    from harness.up_cmd import run_down
+
+    return run_down(args.run_dir)
+
+
+def _add_up(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser("up", help="start the reference cluster on localhost (docs/config.md)")
+    up.add_argument("--config", help="cluster YAML (default: the packaged default config)")
+    up.add_argument("--run-dir", help="logs, data, pidfile (default: results/cluster-<timestamp>)")
+    up.add_argument("--detach", action="store_true",
+                    help="return once every component is ready; stop it with `crucible down`")
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop a cluster started with `crucible up --detach`")
+    down.add_argument("--run-dir", help="its run directory (default: results/cluster-latest)")
+    down.set_defaults(func=_down)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up]
 
 
 def build_parser() -> argparse.ArgumentParser:
