@@ -1,0 +1,408 @@
+"""The WAL's file edge: preallocated segment files, group commit, reads, verify.
+
+Theory of operation
+-------------------
+A WAL is a directory of segments ``wal-<first_seq:020d>.seg``, each
+preallocated to ``segment_bytes`` (``posix_fallocate``, else ``ftruncate``)
+and filled front to back with ``core.wal_codec`` records; the zero bytes after
+the last record are the unused end (a zero length field is the end marker).
+Seqs run gap-free across segments: a segment's first record is its name's seq.
+
+``WalWriter`` appends. ``append`` encodes into a pending buffer; ``write``
+puts the whole buffer down with one ``pwrite``; ``sync`` makes it durable
+with one ``fdatasync`` (group commit: the cost is per flush, not per record).
+A record that does not fit the active segment rotates: the old segment is
+written and fdatasynced, then the new one is created, preallocated, fsynced
+and the directory fsynced, so a crash can leave a torn tail only in the last
+segment. Writes never go through mmap: a filesystem below (the harness's
+lossy FUSE filesystem) cannot see mmap stores, so mmap is not certifiable for
+power loss.
+
+Opening an existing directory recovers: the last segment is scanned, appending
+resumes after its last intact record (``next_seq = last + 1``), and a defect
+(torn write, bad length, CRC mismatch) ends the valid log there. The bytes
+from the defect to the last non-zero byte are *cut*: first copied to
+``quarantine/<segment>.<offset>.cut`` (fsynced), then logged (offset, size,
+reason, sha256), then zeroed in place and fdatasynced. Nothing is dropped
+silently, the quarantine keeps the evidence, and the log stays one valid
+prefix (``crucible wal verify`` is clean after a recovery). A logger that
+restarts re-fetches the cut seqs from the sequencer's ring like any gap.
+
+``SparseIndex`` keeps one ``(seq, offset)`` per ``index_every`` records of a
+segment; the writer maintains it for the active segment and ``WalReader``
+builds it lazily (one scan) for the others. ``WalReader.read_range`` seeks to
+the nearest indexed offset and reads forward with ``pread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_impl.core import wal_codec
+from reference_impl.core.errors import SequenceGapError
+from reference_impl.core.wal_codec import HEADER, HEADER_SIZE, WalDefect, WalRecord, WalScanResult
+
+SEGMENT_RE = re.compile(r"wal-(\d{20})\.seg")
+MIN_SEGMENT_BYTES = 4096
+READ_CHUNK = 256 << 10
+QUARANTINE = "quarantine"
+
+
+def segment_name(first_seq: int) -> str:
+    return f"wal-{first_seq:020d}.seg"
+
+
+def list_segments(directory: str | Path) -> list[tuple[int, Path]]:
+    """(first seq, path) of every segment, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = SEGMENT_RE.fullmatch(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def scan_segment(buf: bytes, ignore_crc: bool = False, start: int = 0) -> WalScanResult:
+    """``wal_codec.scan``; with ``ignore_crc`` (test-only fault) CRC mismatches pass."""
+    res = wal_codec.scan(buf, start=start)
+    if not ignore_crc:
+        return res
+    records = list(res.records)
+    while res.error is not None and res.error.kind == "crc_mismatch":
+        off = res.error.offset
+        length, _crc, seq = HEADER.unpack_from(buf, off)
+        end = off + 8 + length
+        records.append(WalRecord(off, seq, bytes(buf[off + HEADER_SIZE:end])))
+        res = wal_codec.scan(buf, start=end)
+        records += res.records
+    return WalScanResult(records, res.end_offset, res.error)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class SparseIndex:
+    """One (seq, offset) entry per ``every`` records of one segment."""
+
+    __slots__ = ("every", "seqs", "offsets", "_count")
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self.seqs: list[int] = []
+        self.offsets: list[int] = []
+        self._count = 0
+
+    def add(self, seq: int, offset: int) -> None:
+        if self._count % self.every == 0:
+            self.seqs.append(seq)
+            self.offsets.append(offset)
+        self._count += 1
+
+    def floor(self, seq: int) -> int:
+        """The offset of the latest indexed record at or before ``seq`` (0 if none)."""
+        i = bisect_right(self.seqs, seq) - 1
+        return self.offsets[i] if i >= 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    segment: str
+    offset: int
+    reason: str  #: torn | bad_length | crc_mismatch | seq_gap
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    segments: int
+    records: int  #: intact records checked before the first bad one
+    first_seq: int | None
+    last_seq: int | None
+    bad: BadRecord | None
+
+
+class WalReader:
+    """Reads a WAL directory: ranges by seq (archive), every record (dump), verify."""
+
+    def __init__(self, directory: str | Path, index_every: int = 256, ignore_crc: bool = False,
+                 indexes: dict[int, SparseIndex] | None = None) -> None:
+        self.directory = Path(directory)
+        self.index_every = index_every
+        self.ignore_crc = ignore_crc
+        self.indexes = indexes if indexes is not None else {}
+
+    def segments(self) -> list[tuple[int, Path]]:
+        return list_segments(self.directory)
+
+    def _index(self, first: int, path: Path) -> SparseIndex:
+        idx = self.indexes.get(first)
+        if idx is None:
+            idx = SparseIndex(self.index_every)
+            for rec in scan_segment(path.read_bytes(), self.ignore_crc).records:
+                idx.add(rec.seq, rec.offset)
+            self.indexes[first] = idx
+        return idx
+
+    def read_range(self, first_seq: int, count: int) -> list[tuple[int, bytes]]:
+        """Up to ``count`` consecutive (seq, payload) from ``first_seq`` (fewer if absent)."""
+        segs = self.segments()
+        i = bisect_right([s for s, _ in segs], first_seq) - 1
+        if i < 0:
+            return []  # before the WAL's first seq
+        out: list[tuple[int, bytes]] = []
+        want = first_seq
+        while i < len(segs) and len(out) < count:
+            seg_first, path = segs[i]
+            if seg_first > want:
+                break  # a gap between segments: serve only the contiguous part
+            offset = self._index(seg_first, path).floor(want)
+            with open(path, "rb", buffering=0) as f:
+                want = self._read_segment(f.fileno(), offset, want, count, out)
+            i += 1
+        return out
+
+    def _read_segment(self, fd: int, offset: int, want: int, count: int,
+                      out: list[tuple[int, bytes]]) -> int:
+        chunk = READ_CHUNK
+        while len(out) < count:
+            buf = os.pread(fd, chunk, offset)
+            res = scan_segment(buf, self.ignore_crc)
+            for rec in res.records:
+                if rec.seq == want:
+                    out.append((rec.seq, rec.payload))
+                    want += 1
+                    if len(out) == count:
+                        return want
+            if len(buf) < chunk or not self._cut_by_chunk(buf, res):
+                return want  # end marker, end of file or a defect
+            if res.end_offset == 0:
+                chunk *= 2  # one record larger than the chunk
+            offset += res.end_offset
+        return want
+
+    @staticmethod
+    def _cut_by_chunk(buf: bytes, res: WalScanResult) -> bool:
+        """Did the scan stop only because the read chunk ended inside a record?"""
+        end = res.end_offset
+        if res.error is None:
+            return end == len(buf)
+        if res.error.kind != "torn":
+            return False
+        if len(buf) - end < HEADER_SIZE:
+            return True
+        length = HEADER.unpack_from(buf, end)[0]
+        return length != 0 and end + 8 + length > len(buf)
+
+    def iter_segments(self) -> Iterator[tuple[int, Path, WalScanResult]]:
+        """Each segment with its full scan (records, end, first defect)."""
+        for first, path in self.segments():
+            yield first, path, scan_segment(path.read_bytes(), self.ignore_crc)
+
+    def verify(self) -> VerifyReport:
+        """Check every record: length, CRC, and seqs gap-free across segments."""
+        checked, first_seq, expect = 0, None, None
+        segs = 0
+        for seg_first, path, res in self.iter_segments():
+            segs += 1
+            if expect is not None and res.records and seg_first != expect:
+                return VerifyReport(segs, checked, first_seq, expect - 1, BadRecord(
+                    path.name, 0, "seq_gap", f"segment starts at seq {seg_first}, expected {expect}"))
+            expect = seg_first if expect is None else expect
+            for rec in res.records:
+                if rec.seq != expect:
+                    return VerifyReport(segs, checked, first_seq, expect - 1, BadRecord(
+                        path.name, rec.offset, "seq_gap", f"record seq {rec.seq}, expected {expect}"))
+                if first_seq is None:
+                    first_seq = rec.seq
+                checked += 1
+                expect += 1
+            if res.error is not None:
+                e = res.error
+                return VerifyReport(segs, checked, first_seq, expect - 1 if checked else None,
+                                    BadRecord(path.name, e.offset, e.kind, e.detail))
+        return VerifyReport(segs, checked, first_seq, expect - 1 if checked else None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What opening an existing WAL found."""
+
+    next_seq: int
+    segment: str
+    records: int  #: intact records in the last segment
+    defect: WalDefect | None
+    cut_bytes: int
+    quarantine: str | None
+
+
+class WalWriter:
+    """Appends records with group commit; recovers the valid end on open."""
+
+    def __init__(self, directory: str | Path, segment_bytes: int, index_every: int = 256,
+                 first_seq: int = 1, ignore_crc: bool = False, sync_delay_s: float = 0.0,
+                 log: Callable[[str], None] = _stderr) -> None:
+        if segment_bytes < MIN_SEGMENT_BYTES:
+            raise ValueError(f"segment_bytes {segment_bytes} below {MIN_SEGMENT_BYTES}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.index_every = index_every
+        self.ignore_crc = ignore_crc
+        self.sync_delay_s = sync_delay_s
+        self.log = log
+        self.indexes: dict[int, SparseIndex] = {}
+        self.pending = bytearray()
+        self.fsyncs = 0
+        self.writes = 0
+        self.fd = -1
+        self.recovery: Recovery | None = None
+        segs = list_segments(self.directory)
+        if segs:
+            self.first_seq = segs[0][0]
+            self._recover(*segs[-1])
+        else:
+            self.first_seq = first_seq
+            self.next_seq = first_seq
+            self._create(first_seq)
+        self.written_seq = self.durable_seq = self.next_seq - 1
+        self.reader = WalReader(self.directory, index_every, ignore_crc, self.indexes)
+
+    # ------------------------------------------------------------ segments
+
+    def _create(self, first: int) -> None:
+        path = self.directory / segment_name(first)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, self.segment_bytes)
+        except OSError:  # e.g. a FUSE filesystem without fallocate
+            os.ftruncate(fd, self.segment_bytes)
+        os.fsync(fd)
+        _fsync_dir(self.directory)
+        self.fd, self.segment_first, self.offset = fd, first, 0
+        self.index = self.indexes[first] = SparseIndex(self.index_every)
+
+    def _recover(self, first: int, path: Path) -> None:
+        data = path.read_bytes()
+        res = scan_segment(data, self.ignore_crc)
+        index = SparseIndex(self.index_every)
+        expect = first
+        for rec in res.records:
+            if rec.seq != expect:
+                raise WalCorruptError(f"{path}: record at offset {rec.offset} has seq {rec.seq}, "
+                                      f"expected {expect}; refusing to append")
+            index.add(rec.seq, rec.offset)
+            expect += 1
+        self.fd = os.open(path, os.O_RDWR)
+        self.segment_first, self.offset, self.next_seq = first, res.end_offset, expect
+        self.index = self.indexes[first] = index
+        cut, saved = 0, None
+        if res.error is not None:
+            cut, saved = self._cut_tail(path, data, res.end_offset, res.error)
+        if len(data) < self.segment_bytes:  # a lost preallocation: restore it
+            os.ftruncate(self.fd, self.segment_bytes)
+        os.fsync(self.fd)
+        self.recovery = Recovery(expect, path.name, len(res.records), res.error, cut, saved)
+
+    def _cut_tail(self, path: Path, data: bytes, end: int, defect: WalDefect) -> tuple[int, str]:
+        last = len(data.rstrip(b"\0"))
+        tail = data[end:last]
+        qdir = self.directory / QUARANTINE
+        qdir.mkdir(exist_ok=True)
+        qpath = qdir / f"{path.name}.{end}.cut"
+        with open(qpath, "wb") as f:
+            f.write(tail)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(qdir)
+        self.log(f"wal: {defect.kind} in {path.name} at offset {end} ({defect.detail}); "
+                 f"cutting {len(tail)} bytes [{end}, {last}) sha256 "
+                 f"{hashlib.sha256(tail).hexdigest()}, saved to {qpath}; "
+                 f"appending resumes at seq {self.next_seq}")
+        os.pwrite(self.fd, bytes(len(tail)), end)
+        os.fdatasync(self.fd)
+        return len(tail), str(qpath)
+
+    def _rotate(self) -> None:
+        self.write()
+        self.sync()
+        os.close(self.fd)
+        self._create(self.next_seq)
+
+    # ------------------------------------------------------------ appending
+
+    def append(self, seq: int, payload: bytes) -> None:
+        """Queue one record; seqs must be consecutive (the WAL holds each seq once)."""
+        if seq != self.next_seq:
+            raise SequenceGapError(self.next_seq, seq)
+        record = wal_codec.encode_record(seq, payload)
+        size = len(record)
+        if size > self.segment_bytes:
+            raise ValueError(f"record of {size} bytes does not fit a {self.segment_bytes}-byte segment")
+        if self.offset + len(self.pending) + size > self.segment_bytes:
+            self._rotate()
+        self.index.add(seq, self.offset + len(self.pending))
+        self.pending += record
+        self.next_seq = seq + 1
+
+    def write(self) -> int:
+        """Put every pending record down with one pwrite; returns the written seq."""
+        pending = self.pending
+        if pending:
+            view = memoryview(pending)
+            done = 0
+            while done < len(pending):
+                done += os.pwrite(self.fd, view[done:], self.offset + done)
+            view.release()
+            self.offset += done
+            pending.clear()
+            self.writes += 1
+            self.written_seq = self.next_seq - 1
+        return self.written_seq
+
+    def sync(self) -> int:
+        """fdatasync once if anything written is not yet durable; returns the durable seq."""
+        if self.durable_seq < self.written_seq:
+            if self.sync_delay_s:
+                time.sleep(self.sync_delay_s)  # fault fsync_delay_ms (test-only)
+            os.fdatasync(self.fd)
+            self.fsyncs += 1
+            self.durable_seq = self.written_seq
+        return self.durable_seq
+
+    @property
+    def records(self) -> int:
+        return self.next_seq - self.first_seq
+
+    def segment_count(self) -> int:
+        return len(list_segments(self.directory))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.write()
+            self.sync()
+            os.close(self.fd)
+            self.fd = -1
+
+
+class WalCorruptError(RuntimeError):
+    """The WAL on disk breaks an invariant a crash cannot explain (a seq out of place)."""
