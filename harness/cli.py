@@ -52,7 +52,13 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
     down.set_defaults(func=_down)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up]
+def _add_wal(sub: argparse._SubParsersAction) -> None:
+    from harness.wal_cmd import register
+
+    register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal]
 
 
 def build_parser() -> argparse.ArgumentParser:
