@@ -23,24 +23,31 @@ MAX_REPLY_MESSAGES = 4096
 
 
 class RetransmitRing:
-    __slots__ = ("capacity", "head", "_slots")
+    __slots__ = ("capacity", "head", "start", "_slots")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("ring capacity must be at least 1")
         self.capacity = capacity
         self.head = 0  #: the highest seq stored (0: none yet)
+        self.start = 1  #: the first seq of the current run of consecutive puts
         self._slots: list[bytes | None] = [None] * capacity
 
     def put(self, seq: int, message: bytes) -> None:
-        """Store ``message`` as ``seq``; seqs must arrive in order (head + 1)."""
+        """Store ``message`` as ``seq``; seqs arrive in order (head + 1).
+
+        A seq that does not follow the head (a process that resumed at seq N)
+        starts a new run: nothing before it is claimed to be held.
+        """
+        if seq != self.head + 1:
+            self.start = seq
         self._slots[seq % self.capacity] = message
         self.head = seq
 
     @property
     def low(self) -> int:
         """The oldest seq still held (head + 1 when empty)."""
-        return max(1, self.head - self.capacity + 1)
+        return max(self.start, self.head - self.capacity + 1)
 
     def get(self, seq: int) -> bytes | None:
         if self.low <= seq <= self.head:

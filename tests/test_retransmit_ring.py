@@ -52,3 +52,12 @@ def test_reply_is_capped() -> None:
     assert len(reply) <= MAX_REPLY_PACKETS
     got = decode_all(reply)
     assert sorted(got) == list(range(1, len(got) + 1))
+
+
+def test_a_run_starting_late_claims_nothing_before_it() -> None:
+    ring = RetransmitRing(10)
+    ring.put(500, b"x")
+    ring.put(501, b"y")
+    assert (ring.low, ring.head) == (500, 501)
+    assert ring.get(499) is None
+    assert decode_all(ring.serve_request(SESSION, 495, 10)) == {500: b"x", 501: b"y"}
