@@ -1,14 +1,20 @@
 """Literal scenarios for the naive matching model (harness/model.py).
 
 Each test spells out the exact outputs the issue's rules demand, so the model
-is checked by reading, before it is used to judge the engine.
+is checked by reading, before it is used to judge the engine. Every scenario
+runs twice: on the model alone, and with the reference engine in lockstep
+(same input, identical outputs required).
 """
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from harness.model import Model, ModelGapError
+from reference_impl.core.engine import Engine
+from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.messages import (
     Accepted,
     Cancel,
@@ -28,21 +34,42 @@ from reference_impl.core.messages import (
     SnapshotRequest,
     Tif,
 )
+from reference_impl.core.rules import Instruments  # only to configure the engine
 
 B, S = Side.BUY, Side.SELL
+
+
+@pytest.fixture(params=["model", "model+engine"])
+def mk(request):
+    """Driver factory: the model alone, or the model with the engine in lockstep."""
+    return functools.partial(Driver, request.param == "model+engine")
 USER, IOC = CancelReason.USER, CancelReason.IOC
 
 
 class Driver:
-    """Feeds a model with consecutive seqs."""
+    """Feeds a model (and, shadowing it, the engine) with consecutive seqs.
 
-    def __init__(self, **kw):
-        self.m = Model(**kw)
+    With ``with_engine`` every literal scenario below also runs against the
+    reference engine, which must give exactly the model's outputs.
+    """
+
+    def __init__(self, with_engine=False, tick_by_symbol=None):
+        self.m = Model(tick_by_symbol)
+        self.engine = None
+        if with_engine:
+            instruments = Instruments(tick_by_symbol) if tick_by_symbol is not None else None
+            self.engine = Engine(instruments)
         self.seq = 0
 
     def send(self, account, body):
         self.seq += 1
-        return self.m.apply(Sequenced(self.seq, 1000 + self.seq, 1, 0, self.seq, account, body))
+        return self.apply(Sequenced(self.seq, 1000 + self.seq, 1, 0, self.seq, account, body))
+
+    def apply(self, msg):
+        out = self.m.apply(msg)
+        if self.engine is not None:
+            assert self.engine.apply(msg) == out
+        return out
 
     def new(self, account, token, side, qty, price, symbol="AAPL", **kw):
         return self.send(account, NewOrder(token, symbol, side, qty, price, **kw))
@@ -57,8 +84,8 @@ class Driver:
         return self.send(account, Replace(token, new_token, qty, price))
 
 
-def test_rest_then_full_cross_at_resting_price():
-    d = Driver()
+def test_rest_then_full_cross_at_resting_price(mk):
+    d = mk()
     assert d.new("A", "s1", S, 100, 10_000) == [Accepted(1, "A", "s1", "AAPL", S, 100, 10_000, 1)]
     out = d.new("B", "b1", B, 100, 10_100)
     assert out == [
@@ -70,8 +97,8 @@ def test_rest_then_full_cross_at_resting_price():
     assert d.m.orders() == {("A", "s1"): (100, 100, 0, 0), ("B", "b1"): (100, 100, 0, 0)}
 
 
-def test_price_then_time_priority_and_partial_rest():
-    d = Driver()
+def test_price_then_time_priority_and_partial_rest(mk):
+    d = mk()
     d.new("A", "a1", S, 10, 10_100)
     d.new("A", "a2", S, 10, 10_000)
     d.new("C", "c1", S, 10, 10_000)
@@ -90,8 +117,8 @@ def test_price_then_time_priority_and_partial_rest():
     assert d.m.resting("AAPL") == [(B, 10_000, 5, "B", "b2", 10), (S, 10_100, 1, "A", "a1", 5)]
 
 
-def test_sell_aggressor_takes_highest_bid_first():
-    d = Driver()
+def test_sell_aggressor_takes_highest_bid_first(mk):
+    d = mk()
     d.new("A", "b1", B, 5, 9_900)
     d.new("A", "b2", B, 5, 10_000)
     out = d.new("C", "s1", S, 7, 9_900)
@@ -103,8 +130,8 @@ def test_sell_aggressor_takes_highest_bid_first():
     ]
 
 
-def test_market_and_ioc_remainders_are_canceled():
-    d = Driver()
+def test_market_and_ioc_remainders_are_canceled(mk):
+    d = mk()
     d.new("A", "s1", S, 5, 10_000)
     out = d.market("B", "m1", B, 8)
     assert out == [
@@ -119,14 +146,14 @@ def test_market_and_ioc_remainders_are_canceled():
     assert d.m.orders()[("B", "m1")] == (8, 5, 0, 3)
 
 
-def test_market_day_order_never_rests():
-    d = Driver()
+def test_market_day_order_never_rests(mk):
+    d = mk()
     out = d.market("B", "m1", B, 8, tif=Tif.DAY)
     assert out == [Accepted(1, "B", "m1", "AAPL", B, 8, 0, 1), Canceled(1, "B", "m1", 8, IOC)]
 
 
-def test_min_qty_all_or_nothing():
-    d = Driver()
+def test_min_qty_all_or_nothing(mk):
+    d = mk()
     d.new("A", "s1", S, 5, 10_000)
     d.new("A", "s2", S, 5, 10_200)  # beyond the limit below
     out = d.new("B", "i1", B, 10, 10_100, tif=Tif.IOC, min_qty=6)
@@ -140,8 +167,8 @@ def test_min_qty_all_or_nothing():
     ]
 
 
-def test_fok_is_ioc_with_min_qty_equal_qty():
-    d = Driver()
+def test_fok_is_ioc_with_min_qty_equal_qty(mk):
+    d = mk()
     d.new("A", "s1", S, 5, 10_000)
     out = d.new("B", "f1", B, 6, 10_000, tif=Tif.IOC, min_qty=6)
     assert out[-1] == Canceled(2, "B", "f1", 6, IOC)
@@ -149,8 +176,8 @@ def test_fok_is_ioc_with_min_qty_equal_qty():
     assert out[1:] == [Executed(3, "A", "s1", 5, 10_000, 1, "A"), Executed(3, "B", "f2", 5, 10_000, 1, "R")]
 
 
-def test_self_trade_is_allowed():
-    d = Driver()
+def test_self_trade_is_allowed(mk):
+    d = mk()
     d.new("A", "s1", S, 5, 10_000)
     out = d.new("A", "b1", B, 5, 10_000)
     assert out[1:] == [Executed(2, "A", "s1", 5, 10_000, 1, "A"), Executed(2, "A", "b1", 5, 10_000, 1, "R")]
@@ -181,22 +208,22 @@ def test_self_trade_is_allowed():
         (NewOrder("t", "AAPL", B, 5, 7, ord_type=OrdType.MARKET, tif=5), RejectReason.BAD_TIF),
     ],
 )
-def test_new_order_rejects(body, reason):
-    d = Driver()
+def test_new_order_rejects(mk, body, reason):
+    d = mk()
     assert d.send("A", body) == [Rejected(1, "A", body.token, reason)]
     assert d.m.orders() == {}
 
 
-def test_instruments_ticks_and_unknown_symbols():
-    d = Driver(tick_by_symbol={"AAPL": 500, "MSFT": 100})
+def test_instruments_ticks_and_unknown_symbols(mk):
+    d = mk(tick_by_symbol={"AAPL": 500, "MSFT": 100})
     assert d.new("A", "t1", B, 1, 100, "GOOG") == [Rejected(1, "A", "t1", RejectReason.UNKNOWN_SYMBOL)]
     assert d.new("A", "t1", B, 1, 100, "AAPL") == [Rejected(2, "A", "t1", RejectReason.BAD_PRICE)]
     assert d.new("A", "t1", B, 1, 500, "AAPL")[0] == Accepted(3, "A", "t1", "AAPL", B, 1, 500, 1)
     assert d.replace("A", "t1", "t2", 1, 700) == [Rejected(4, "A", "t2", RejectReason.BAD_PRICE)]
 
 
-def test_duplicate_token_scoped_per_account_and_rejects_do_not_use_tokens():
-    d = Driver()
+def test_duplicate_token_scoped_per_account_and_rejects_do_not_use_tokens(mk):
+    d = mk()
     assert d.new("A", "t1", B, 1, 150)[0].reason is RejectReason.BAD_PRICE
     assert isinstance(d.new("A", "t1", B, 1, 100)[0], Accepted)
     assert d.new("A", "t1", B, 1, 100) == [Rejected(3, "A", "t1", RejectReason.DUPLICATE_TOKEN)]
@@ -206,8 +233,8 @@ def test_duplicate_token_scoped_per_account_and_rejects_do_not_use_tokens():
     assert d.new("A", "t1", B, 1, 100)[0].reason is RejectReason.DUPLICATE_TOKEN
 
 
-def test_cancel_full_reduce_and_zero():
-    d = Driver()
+def test_cancel_full_reduce_and_zero(mk):
+    d = mk()
     d.new("A", "s1", S, 10, 10_000)
     d.new("B", "b1", B, 3, 10_000)  # s1: filled 3, open 7
     assert d.cancel("A", "s1", 8) == [Canceled(3, "A", "s1", 2, USER)]  # open 5
@@ -217,8 +244,8 @@ def test_cancel_full_reduce_and_zero():
     assert d.m.orders()[("A", "s1")] == (10, 3, 0, 7)
 
 
-def test_reduce_keeps_priority():
-    d = Driver()
+def test_reduce_keeps_priority(mk):
+    d = mk()
     d.new("A", "s1", S, 10, 10_000)
     d.new("A", "s2", S, 10, 10_000)
     d.cancel("A", "s1", 4)
@@ -227,8 +254,8 @@ def test_reduce_keeps_priority():
     assert out[3] == Executed(4, "A", "s2", 1, 10_000, 2, "A")
 
 
-def test_cancel_rejects_in_order():
-    d = Driver()
+def test_cancel_rejects_in_order(mk):
+    d = mk()
     assert d.cancel("A", "a b", -1) == [Rejected(1, "A", "a b", RejectReason.BAD_TOKEN)]
     assert d.cancel("A", "t", -1) == [Rejected(2, "A", "t", RejectReason.BAD_QTY)]
     assert d.cancel("A", "t", 2**32) == [Rejected(3, "A", "t", RejectReason.BAD_QTY)]
@@ -237,8 +264,8 @@ def test_cancel_rejects_in_order():
     assert d.cancel("A", "t") == [Rejected(6, "A", "t", RejectReason.UNKNOWN_ORDER)]  # other account
 
 
-def test_replace_loses_priority_and_may_match():
-    d = Driver()
+def test_replace_loses_priority_and_may_match(mk):
+    d = mk()
     d.new("A", "s1", S, 10, 10_100)
     d.new("A", "s2", S, 10, 10_100)
     d.new("B", "b1", B, 5, 10_000)
@@ -255,8 +282,8 @@ def test_replace_loses_priority_and_may_match():
     assert d.cancel("A", "s2") == [Rejected(6, "A", "s2", RejectReason.UNKNOWN_ORDER)]
 
 
-def test_replace_of_partly_filled_order_accounts_for_remainder():
-    d = Driver()
+def test_replace_of_partly_filled_order_accounts_for_remainder(mk):
+    d = mk()
     d.new("A", "s1", S, 10, 10_000)
     d.new("B", "b1", B, 4, 10_000)
     out = d.replace("A", "s1", "s1b", 3, 10_100)
@@ -264,8 +291,8 @@ def test_replace_of_partly_filled_order_accounts_for_remainder():
     assert d.m.orders()[("A", "s1")] == (10, 4, 0, 6)
 
 
-def test_replace_rejects_in_order():
-    d = Driver()
+def test_replace_rejects_in_order(mk):
+    d = mk()
     d.new("A", "s1", S, 10, 10_000)
     assert d.replace("A", "nope", "n", 0, 1) == [Rejected(2, "A", "n", RejectReason.UNKNOWN_ORDER)]
     assert d.replace("A", "s1", "n", 0, 150) == [Rejected(3, "A", "n", RejectReason.BAD_PRICE)]
@@ -276,22 +303,26 @@ def test_replace_rejects_in_order():
     assert d.replace("C", "s1", "x", 1, 100) == [Rejected(7, "C", "x", RejectReason.UNKNOWN_ORDER)]
 
 
-def test_filled_order_is_unknown_to_replace():
-    d = Driver()
+def test_filled_order_is_unknown_to_replace(mk):
+    d = mk()
     d.new("A", "s1", S, 1, 10_000)
     d.new("B", "b1", B, 1, 10_000)
     assert d.replace("A", "s1", "s2", 1, 100) == [Rejected(3, "A", "s2", RejectReason.UNKNOWN_ORDER)]
 
 
-def test_control_messages_and_idempotence():
-    d = Driver()
+def test_control_messages_and_idempotence(mk):
+    d = mk()
     assert d.send("", LeaderChange(2, 1)) == []
     assert d.send("", SnapshotRequest(7)) == []
     assert d.send("", Heartbeat()) == []
     out = d.new("A", "s1", S, 1, 10_000)
     assert d.m.last_applied_seq == 4
     again = Sequenced(4, 0, 1, 0, 4, "A", NewOrder("s1", "AAPL", S, 1, 10_000))
-    assert d.m.apply(again) == []
+    assert d.apply(again) == []
     assert out[0].order_ref == 1
+    gap = Sequenced(6, 0, 1, 0, 6, "A", Heartbeat())
     with pytest.raises(ModelGapError):
-        d.m.apply(Sequenced(6, 0, 1, 0, 6, "A", Heartbeat()))
+        d.m.apply(gap)
+    if d.engine is not None:
+        with pytest.raises(SequenceGapError):
+            d.engine.apply(gap)

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from harness.model import Model
+from reference_impl.core.engine import Engine
 from reference_impl.core.messages import (
     Cancel,
     Executed,
@@ -41,10 +41,7 @@ from reference_impl.core.messages import (
     SnapshotRequest,
     Tif,
 )
-
-engine_mod = pytest.importorskip("reference_impl.core.engine")
-Engine = engine_mod.Engine
-from reference_impl.core.rules import Instruments  # noqa: E402  (only to configure the engine)
+from reference_impl.core.rules import Instruments  # only to configure the engine
 
 settings.register_profile(
     "model-vs-engine",
