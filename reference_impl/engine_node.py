@@ -1,0 +1,423 @@
+"""The engine process: ``python -m reference_impl.engine_node --config F --run-dir D --id N``.
+
+Theory of operation
+-------------------
+One single-threaded duty loop over an ``Inbox`` of these sockets:
+
+- the input stream subscription (``input_port``, or the group) and the
+  *recovery* socket (an ephemeral port): MoldUDP64 packets go through
+  ``core.receiver.Receiver``, which hands back in-order ``Deliver`` decisions
+  and ``RequestRetransmit`` decisions. A re-request leaves the recovery socket
+  for ``sequencer.retransmit_port``; when the same gap is asked for again
+  (the receiver repeats a request after ``RETRY_NS``) the node alternates to
+  ``logger.archive_port`` and back, and a gap older than the sequencer's ring
+  (``cluster.capacity`` seqs behind the stream head) goes to the archive at
+  once. Replies come back to the recovery socket.
+- while publishing (the primary): ``retransmit_port``, MoldUDP64 re-requests
+  of the output stream, answered from a ``RetransmitRing`` of
+  ``cluster.capacity`` messages.
+- while muted (the secondary): the output stream subscription
+  (``output_port``, or the group), read only to keep ``EmittedTracker``.
+- ``admin_port``: ``health``, ``digest``, ``checkpoints [AFTER_SEQ]``.
+
+Each turn drains everything ready, applies every delivered message
+(``sequenced_codec.decode`` then ``Engine.apply``), and only then publishes:
+the turn's outputs as MoldUDP64 packets of at most 1400 bytes (the primary),
+the checkpoints the turn crossed, and one ``EngineStatus``. An idle node sends
+an output-stream heartbeat (the primary) and an ``EngineStatus`` every
+``heartbeat_ms``. A message that does not decode is fatal: the sequencer
+never publishes garbage, so it means a bug or corruption, and skipping a seq
+would silently fork this replica from the others.
+
+A checkpoint ``(seq, sha256)`` is taken on every seq that is a multiple of
+``cluster.checkpoint_every``, so the replicas' checkpoints compare seq for
+seq. The outputs decided before it are published first, so hashing never
+delays them.
+
+Stage stamps (monotonic ns, in every output record): ``sequenced_ns = msg.ts
+- offset`` with ``offset = time_ns() - monotonic_ns()`` sampled once at start,
+which is only meaningful on the sequencer's host (and drifts if the wall clock
+is stepped); ``decided_ns`` is read right after ``apply``. They are transport
+metadata, never engine state.
+
+Test-only faults (``faults:`` in the config): ``unmuted_secondary`` makes a
+secondary publish like a primary; ``no_gap_rerequest`` never sends a
+re-request, so a lost packet stalls the node. ``nondeterministic_tiebreak``
+needs a hook in the (pure) engine that does not exist yet: the node refuses
+to start with it rather than silently run a correct engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import sys
+import time
+
+from reference_impl import node, transport
+from reference_impl.config import HOST, ClusterConfig
+from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
+from reference_impl.core.engine import Engine
+from reference_impl.core.errors import DecodeError
+from reference_impl.core.output_codec import OutputRecord
+from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.output_tracker import EmittedTracker
+from reference_impl.retransmit_ring import RetransmitRing
+
+MAX_PAYLOAD = 1400
+POLL_MAX_S = 0.05
+RETRY_NS = 3_000_000  #: the receiver repeats an unanswered re-request after this long
+CHECKPOINTS_KEPT = 1000
+CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
+DIGEST_CHECKPOINTS = 5
+UNSUPPORTED_FAULTS = ("nondeterministic_tiebreak",)
+
+log = logging.getLogger("crucible.engine")
+
+
+class InputCorrupt(RuntimeError):
+    """A delivered input-stream message does not decode: this replica cannot go on."""
+
+
+class EngineAgent:
+    """The duty cycle's state: engine, receiver, ring, tracker, sockets, counters."""
+
+    def __init__(self, cfg: ClusterConfig, engine_id: int, role: str) -> None:
+        self.cfg = cfg
+        self.id = engine_id
+        me = cfg.engine(engine_id)
+        self.role = role
+        self.primary = role == "primary"
+        self.publishing = self.primary or "unmuted_secondary" in cfg.faults
+        self.rerequest = "no_gap_rerequest" not in cfg.faults
+        self.engine = Engine(cfg.instrument_table())
+        self.receiver = Receiver(next_seq=1, retransmit_after_ns=RETRY_NS)
+        self.tracker = EmittedTracker()
+        self.in_session = cfg.input_stream.session.encode("ascii")
+        self.out_session = cfg.output_stream.session.encode("ascii")
+        self.clock_offset = time.time_ns() - time.monotonic_ns()
+        self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
+        self.checkpoint_every = cfg.checkpoint_every
+
+        self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)
+        self.recovery_sock = transport.bind_udp(0)
+        self.admin_sock = node.admin_socket(me.admin_port)
+        socks = [self.input_sock, self.recovery_sock, self.admin_sock]
+        self.retransmit_sock: socket.socket | None = None
+        self.output_sock: socket.socket | None = None
+        self.publisher: transport.Publisher | None = None
+        self.ring = RetransmitRing(cfg.capacity)
+        if self.publishing:
+            self.retransmit_sock = transport.bind_udp(me.retransmit_port)
+            socks.append(self.retransmit_sock)
+            targets = [g.output_port for g in cfg.gateways]
+            targets += [e.output_port for e in cfg.engines if e.id != engine_id]
+            self.publisher = transport.stream_publisher(cfg, cfg.output_stream, targets)
+        if not self.primary:
+            self.output_sock = transport.stream_subscriber(cfg, cfg.output_stream, me.output_port)
+            socks.append(self.output_sock)
+        self.inbox = transport.Inbox(socks, cfg.idle, cfg.backoff_spin_us)
+        self.status_sock = transport.bind_udp(0)
+        self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
+        self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
+        self.archive_addr = (HOST, cfg.logger.archive_port)
+
+        self.pending: list[bytes] = []  #: encoded output records decided, not yet published
+        self.pending_checkpoints: list[bytes] = []
+        self.checkpoints: collections.deque[tuple[int, str]] = collections.deque(
+            maxlen=CHECKPOINTS_KEPT)
+        self.attempts: dict[int, int] = {}  #: gap first seq -> re-requests sent for it
+        self.published_seq = 0  #: the output stream's last seq
+        self.last_output_ns = 0
+        self.last_status_ns = 0
+        self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
+                         "rerequests_sequencer": 0, "rerequests_archive": 0,
+                         "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
+                         "output_heartbeats": 0, "retransmit_requests": 0,
+                         "bad_retransmit_requests": 0, "retransmitted_packets": 0,
+                         "checkpoints": 0, "statuses": 0}
+
+    # ------------------------------------------------------------- inbound
+
+    def on_input_packet(self, data: bytes, now_ns: int) -> list:
+        """One input-stream datagram (live or a retransmission) -> receiver decisions."""
+        try:
+            packet = mold_codec.decode_packet(data)
+        except DecodeError as exc:
+            self.counters["bad_packets"] += 1
+            log.warning("dropped a malformed input-stream datagram: %s", exc)
+            return []
+        if packet.session != self.in_session:
+            self.counters["foreign_session"] += 1
+            return []
+        self.counters["packets"] += 1
+        if packet.messages:
+            return self.receiver.on_messages(packet.seq, packet.messages, now_ns)
+        return self.receiver.on_heartbeat(packet.seq, now_ns)
+
+    def on_output_packet(self, data: bytes) -> None:
+        """Muted: one output-stream datagram from the primary, for the tracker."""
+        try:
+            packet = mold_codec.decode_packet(data)
+        except DecodeError:
+            self.counters["bad_packets"] += 1
+            return
+        if packet.session != self.out_session:
+            self.counters["foreign_session"] += 1
+            return
+        unpack = output_codec.HEADER.unpack_from
+        observe = self.tracker.observe
+        for message in packet.messages:
+            if len(message) >= output_codec.HEADER.size:
+                seq, index, count, epoch = unpack(message)[:4]
+                observe(seq, index, count, epoch)
+
+    def on_retransmit_request(self, data: bytes, addr: tuple) -> None:
+        self.counters["retransmit_requests"] += 1
+        try:
+            req = mold_codec.decode_request(data)
+        except DecodeError:
+            self.counters["bad_retransmit_requests"] += 1
+            return
+        if req.session != self.out_session:
+            self.counters["bad_retransmit_requests"] += 1
+            return
+        assert self.retransmit_sock is not None
+        for datagram in self.ring.serve_request(self.out_session, req.seq, req.count, MAX_PAYLOAD):
+            try:
+                self.retransmit_sock.sendto(datagram, addr)
+            except OSError:
+                return
+            self.counters["retransmitted_packets"] += 1
+
+    # ------------------------------------------------------------- decisions
+
+    def carry_out(self, decisions: list) -> int:
+        """Apply every Deliver and send every RequestRetransmit; return messages applied."""
+        applied = 0
+        for d in decisions:
+            if type(d) is Deliver:
+                self.apply(d.seq, d.payload)
+                applied += 1
+            else:
+                self.request_retransmit(d.first_seq, d.count)
+        return applied
+
+    def apply(self, seq: int, payload: bytes) -> None:
+        try:
+            msg = sequenced_codec.decode(payload)
+        except DecodeError as exc:
+            raise InputCorrupt(f"input seq {seq} does not decode: {exc}") from exc
+        if msg.seq != seq:
+            raise InputCorrupt(f"input seq {seq} carries seq {msg.seq} in its header")
+        outputs = self.engine.apply(msg)
+        decided_ns = time.monotonic_ns()
+        if outputs and self.publishing:
+            count = len(outputs)
+            epoch = self.engine.epoch
+            gw, rseq, ts = msg.gateway_id, msg.request_seq, msg.ts
+            sequenced_ns = ts - self.clock_offset
+            encode = output_codec.encode
+            append = self.pending.append
+            for index, out in enumerate(outputs):
+                append(encode(OutputRecord(index, count, epoch, gw, rseq, ts,
+                                           sequenced_ns, decided_ns, out)))
+        if seq % self.checkpoint_every == 0:
+            self.take_checkpoint(seq)
+
+    def take_checkpoint(self, seq: int) -> None:
+        self.publish_outputs()  # what was decided before the hash leaves first
+        digest = self.engine.state_hash()
+        self.checkpoints.append((seq, digest))
+        self.pending_checkpoints.append(status_codec.encode(status_codec.Checkpoint(
+            self.id, seq, bytes.fromhex(digest), time.monotonic_ns())))
+        self.counters["checkpoints"] += 1
+
+    def request_retransmit(self, first_seq: int, count: int) -> None:
+        if not self.rerequest:
+            self.counters["rerequests_suppressed"] += 1
+            return
+        attempts = self.attempts
+        n = attempts.get(first_seq, 0)
+        attempts[first_seq] = n + 1
+        behind_ring = self.receiver.known_end - first_seq > self.cfg.capacity
+        if n % 2 == 1 or behind_ring:
+            addr, key = self.archive_addr, "rerequests_archive"
+        else:
+            addr, key = self.sequencer_addr, "rerequests_sequencer"
+        try:
+            self.recovery_sock.sendto(mold_codec.encode_request(self.in_session, first_seq, count),
+                                      addr)
+        except OSError:
+            pass
+        self.counters[key] += 1
+        if len(attempts) > 64:  # forget gaps already filled
+            floor = self.receiver.next_seq
+            for k in [k for k in attempts if k < floor]:
+                del attempts[k]
+
+    # ------------------------------------------------------------ outbound
+
+    def publish_outputs(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        assert self.publisher is not None
+        send = self.publisher.send
+        put = self.ring.put
+        first = self.published_seq + 1
+        for group in mold_codec.plan_packets(pending, MAX_PAYLOAD):
+            send(mold_codec.encode_packet(self.out_session, first, group))
+            for message in group:
+                put(first, message)
+                first += 1
+            self.counters["output_packets"] += 1
+        self.counters["outputs"] += len(pending)
+        self.published_seq = first - 1
+        self.last_output_ns = time.monotonic_ns()
+        pending.clear()
+
+    def publish_output_heartbeat(self, now_ns: int) -> None:
+        assert self.publisher is not None
+        self.publisher.send(mold_codec.encode_heartbeat(self.out_session, self.published_seq + 1))
+        self.counters["output_heartbeats"] += 1
+        self.last_output_ns = now_ns
+
+    def publish_status(self) -> None:
+        """The turn's checkpoints, then one EngineStatus, to every gateway."""
+        now = time.monotonic_ns()
+        records = self.pending_checkpoints
+        records.append(status_codec.encode(status_codec.EngineStatus(
+            self.id, self.primary, self.engine.epoch, self.engine.last_applied_seq,
+            self.tracker.primary_emitted_seq, now)))
+        sendto = self.status_sock.sendto
+        for record in records:
+            for target in self.status_targets:
+                try:
+                    sendto(record, target)
+                except OSError:
+                    pass
+        records.clear()
+        self.counters["statuses"] += 1
+        self.last_status_ns = now
+
+    # ------------------------------------------------------------- admin
+
+    def on_admin(self, command: str) -> dict:
+        words = command.split()
+        verb = words[0] if words else ""
+        if verb == "health":
+            return {"ok": True, "component": f"engine{self.id}", "role": self.role}
+        if verb == "digest":
+            return {"component": f"engine{self.id}", "role": self.role,
+                    "applied_seq": self.engine.last_applied_seq,
+                    "state_hash": self.engine.state_hash(), "epoch": self.engine.epoch,
+                    "primary_emitted_seq": self.tracker.primary_emitted_seq,
+                    "published_seq": self.published_seq,
+                    "checkpoints": [list(c) for c in list(self.checkpoints)[-DIGEST_CHECKPOINTS:]],
+                    "receiver": self.receiver.counters(), "missing": self.receiver.missing(),
+                    "counters": dict(self.counters)}
+        if verb == "checkpoints" and len(words) <= 2:
+            after = int(words[1]) if len(words) == 2 else 0
+            newer = [list(c) for c in self.checkpoints if c[0] > after]
+            page = newer[:CHECKPOINTS_PER_REPLY]
+            more = len(newer) > len(page)
+            return {"checkpoints": page, "next_after": page[-1][0] if more else None}
+        return {"error": f"unknown command {command!r} (health, digest, checkpoints [AFTER_SEQ])"}
+
+    # ------------------------------------------------------------ duty loop
+
+    def poll_timeout(self, now_ns: int) -> float:
+        due = self.last_status_ns + self.heartbeat_ns
+        if self.publishing:
+            due = min(due, self.last_output_ns + self.heartbeat_ns)
+        wake = self.receiver.next_wake_ns
+        if wake is not None:
+            due = min(due, wake)
+        return min(POLL_MAX_S, max(due - now_ns, 0) / 1e9)
+
+    def run(self, stop: node.StopFlag) -> None:
+        input_sock, recovery_sock = self.input_sock, self.recovery_sock
+        retransmit_sock, output_sock, admin_sock = (
+            self.retransmit_sock, self.output_sock, self.admin_sock)
+        receiver = self.receiver
+        while not stop.is_set:
+            batch = self.inbox.poll(self.poll_timeout(time.monotonic_ns()))
+            now = time.monotonic_ns()
+            applied = 0
+            status_due = False
+            rerequests = []
+            for sock, data, addr in batch:
+                if sock is input_sock or sock is recovery_sock:
+                    applied += self.carry_out(self.on_input_packet(data, now))
+                elif sock is output_sock:
+                    before = self.tracker.primary_emitted_seq
+                    self.on_output_packet(data)
+                    status_due |= self.tracker.primary_emitted_seq != before
+                elif sock is retransmit_sock:
+                    rerequests.append((data, addr))
+                elif sock is admin_sock:
+                    node.answer_admin(sock, data, addr, self.on_admin)
+            wake = receiver.next_wake_ns
+            if wake is not None and wake <= now:
+                applied += self.carry_out(receiver.on_tick(now))
+            if self.pending:
+                self.publish_outputs()
+            elif self.publishing and now - self.last_output_ns >= self.heartbeat_ns:
+                self.publish_output_heartbeat(now)
+            if applied:
+                self.tracker.raise_epoch(self.engine.epoch)
+            if applied or status_due or self.pending_checkpoints or (
+                    now - self.last_status_ns >= self.heartbeat_ns):
+                self.publish_status()
+            for data, addr in rerequests:
+                self.on_retransmit_request(data, addr)
+
+    def close(self) -> None:
+        self.inbox.close()
+        for s in (self.input_sock, self.recovery_sock, self.admin_sock, self.status_sock,
+                  self.retransmit_sock, self.output_sock):
+            if s is not None:
+                s.close()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def _extra_args(parser) -> None:
+    parser.add_argument("--id", type=int, default=1, help="engine id in the config (default: 1)")
+    parser.add_argument("--role", choices=("primary", "secondary"),
+                        help="override the config's role for this engine")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = node.parse_args("Crucible matching engine: applies the input stream, publishes outputs.",
+                           argv, _extra_args)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s engine{args.id} %(levelname)s %(message)s")
+    cfg = node.load_config(args)
+    try:
+        role = args.role or cfg.engine(args.id).role
+    except Exception as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    unsupported = [f for f in cfg.faults if f in UNSUPPORTED_FAULTS]
+    if unsupported:
+        print(f"config error: faults: {unsupported} not supported by this engine node "
+              "(needs an engine hook)", file=sys.stderr)
+        return 2
+    stop = node.StopFlag()
+    agent = EngineAgent(cfg, args.id, role)
+    log.info("engine %d up as %s (faults: %s)", args.id, role, list(cfg.faults) or "none")
+    try:
+        agent.run(stop)
+    except InputCorrupt as exc:
+        log.critical("%s; applied_seq=%d; stopping", exc, agent.engine.last_applied_seq)
+        return 3
+    finally:
+        agent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
