@@ -54,14 +54,15 @@ class Order:
 
     __slots__ = ("account", "token", "qty", "open", "canceled", "order_ref", "level")
 
-    def __init__(self, account: str, token: str, qty: int, open_: int, order_ref: int) -> None:
+    def __init__(self, account: str, token: str, qty: int, open_: int, order_ref: int,
+                 level: Level) -> None:
         self.account = account
         self.token = token
         self.qty = qty  #: the quantity the order was created with
         self.open = open_  #: what can still execute; 0 once the order is gone
         self.canceled = 0  #: total removed by cancels and reduces
         self.order_ref = order_ref
-        self.level: Level | None = None
+        self.level = level  #: the level the order rests in (append it there)
 
     @property
     def filled(self) -> int:
@@ -89,6 +90,23 @@ class Half:
         self.levels: dict[int, Level] = {}
         self.book = book
 
+    def add_level(self, price: int) -> Level:
+        """A new, empty level at ``price`` (which must not have one yet)."""
+        key = price if self.is_buy else -price
+        level = Level()
+        level.live = 0
+        level.price = price
+        level.key = key
+        level.half = self
+        self.levels[key] = level
+        insort(self.keys, key)
+        return level
+
+    def level_for(self, price: int) -> Level:
+        """The level at ``price``, created if needed; append a new order there."""
+        level = self.levels.get(price if self.is_buy else -price)
+        return level if level is not None else self.add_level(price)
+
 
 class Book:
     """Price-time priority book of one symbol."""
@@ -104,22 +122,14 @@ class Book:
 
     # ------------------------------------------------------------ mutation
 
-    def rest(self, is_buy: bool, price: int, order: Order) -> None:
-        """Append ``order`` (open > 0) at the back of its price level."""
-        half = self.bids if is_buy else self.asks
-        key = price if is_buy else -price
-        level = half.levels.get(key)
-        if level is None:
-            level = Level()
-            level.live = 0
-            level.price = price
-            level.key = key
-            level.half = half
-            half.levels[key] = level
-            insort(half.keys, key)
+    def rest(self, account: str, token: str, is_buy: bool, price: int, qty: int, open_: int,
+             order_ref: int) -> Order:
+        """A new order with ``open_ > 0`` at the back of its price level."""
+        level = (self.bids if is_buy else self.asks).level_for(price)
+        order = Order(account, token, qty, open_, order_ref, level)
         level.append(order)
         level.live += 1
-        order.level = level
+        return order
 
     def match(self, is_buy: bool, limit_key: int, remaining: int, account: str, token: str,
               seq: int, out: list, match_id: int) -> tuple[int, int]:

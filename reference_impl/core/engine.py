@@ -177,7 +177,6 @@ class Engine:
             tokens = self._registry[account] = {}
         elif token in tokens:
             return [_new(Rejected, (seq, account, token, _DUPLICATE))]
-        tokens[token] = None
         ref = self.last_order_ref = self.last_order_ref + 1
         is_buy = side is _BUY
         if ord_type is _LIMIT:
@@ -188,6 +187,7 @@ class Engine:
             limit_key = MARKET_KEY
         min_qty = body.min_qty
         if min_qty and not book.can_fill(is_buy, limit_key, min_qty):
+            tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, qty, _IOC)))
             return out
         keys = book.asks.keys if is_buy else book.bids.keys
@@ -195,14 +195,23 @@ class Engine:
             remaining, self.last_match_id = book.match(
                 is_buy, limit_key, qty, account, token, seq, out, self.last_match_id)
             if not remaining:
+                tokens[token] = None
                 return out
         else:
             remaining = qty
         if body.tif or ord_type is not _LIMIT:
+            tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, remaining, _IOC)))
-        else:
-            order = tokens[token] = Order(account, token, qty, remaining, ref)
-            book.rest(is_buy, price, order)
+            return out
+        # rest the remainder (Book.rest, inlined: this is the commonest path);
+        # the resting key of a limit order is minus its limit_key
+        half = book.bids if is_buy else book.asks
+        level = half.levels.get(-limit_key)
+        if level is None:
+            level = half.add_level(price)
+        level.append(Order(account, token, qty, remaining, ref, level))
+        level.live += 1
+        tokens[token] = level[-1]
         return out
 
     def _on_cancel(self, seq: int, account: str, body: Cancel) -> list[Output]:
@@ -262,8 +271,7 @@ class Engine:
                 return out
         else:
             remaining = qty
-        order = tokens[new_token] = Order(account, new_token, qty, remaining, ref)
-        book.rest(is_buy, price, order)
+        tokens[new_token] = book.rest(account, new_token, is_buy, price, qty, remaining, ref)
         return out
 
     def _on_leader_change(self, seq: int, account: str, body: LeaderChange) -> list[Output]:

@@ -228,7 +228,6 @@ def _decode_half(r: _Reader, book: Book, is_buy: bool, tick: int, last_ref: int,
             previous_ref = ref
             if not (1 <= qty <= MAX_QTY and 0 < open_ and open_ + canceled <= qty):
                 raise _fail("order_sizes", (qty, open_, canceled), "inconsistent quantities")
-            order = Order(account, token, qty, open_, ref)
+            order = book.rest(account, token, is_buy, price, qty, open_, ref)
             order.canceled = canceled
-            book.rest(is_buy, price, order)
             by_ref[ref] = order
