@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from reference_impl import config as config_mod
+from reference_impl import transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
@@ -44,6 +45,13 @@ def listen(port: int, timeout_s: float = 2.0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((HOST, port))
+    sock.settimeout(timeout_s)
+    return sock
+
+
+def subscribe(cfg: ClusterConfig, port: int, timeout_s: float = 2.0) -> socket.socket:
+    """A gateway's output-stream subscription, in the config's transport mode."""
+    sock = transport.stream_subscriber(cfg, cfg.output_stream, port)
     sock.settimeout(timeout_s)
     return sock
 
@@ -109,7 +117,8 @@ class FakeSequencer:
     def __init__(self, cfg: ClusterConfig) -> None:
         self.cfg = cfg
         self.session = cfg.input_stream.session.encode()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.publisher = transport.stream_publisher(cfg, cfg.input_stream,
+                                                    [e.input_port for e in cfg.engines])
         self.retransmit = listen(cfg.sequencer.retransmit_port, 1.0)
         self.archive = listen(cfg.logger.archive_port, 1.0)
         self.messages: list[Sequenced] = []
@@ -127,8 +136,7 @@ class FakeSequencer:
                                         [self.frames[s] for s in range(first, first + count)])
 
     def send(self, datagram: bytes) -> None:
-        for e in self.cfg.engines:
-            self.sock.sendto(datagram, (HOST, e.input_port))
+        self.publisher.send(datagram)
 
     def publish(self, first: int, count: int) -> None:
         self.send(self.packet(first, count))
@@ -151,7 +159,8 @@ class FakeSequencer:
         return engine
 
     def close(self) -> None:
-        for s in (self.sock, self.retransmit, self.archive):
+        self.publisher.close()
+        for s in (self.retransmit, self.archive):
             s.close()
 
 
@@ -202,12 +211,12 @@ def base_config(**overrides) -> ClusterConfig:
         checkpoint_every=4, heartbeat_ms=50, **overrides)
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(params=config_mod.TRANSPORTS)
+def cluster(tmp_path, request):
     """Primary (engine 1) and secondary (engine 2), a fake sequencer and a fake gateway."""
-    cfg = base_config()
+    cfg = base_config(transport=request.param)
     seqr = FakeSequencer(cfg)
-    out_sock = listen(cfg.gateways[0].output_port)
+    out_sock = subscribe(cfg, cfg.gateways[0].output_port)
     status_sock = listen(cfg.gateways[0].status_port)
     procs = []
     try:
@@ -247,7 +256,8 @@ def test_primary_emits_records_for_crossing_orders(cluster) -> None:
         rec = output_codec.decode(got[s])
         assert rec.output == out
         assert (rec.index, rec.count, rec.epoch) == (index, count, 0)
-        assert (rec.gateway_id, rec.request_seq, rec.ts) == (msg.gateway_id, msg.request_seq, msg.ts)
+        assert (rec.gateway_id, rec.request_seq) == (msg.gateway_id, msg.request_seq)
+        assert rec.ts == msg.ts
         assert abs(rec.sequenced_ns - (msg.ts - offset)) < 50_000_000  # same host, same clocks
         assert rec.sequenced_ns <= rec.decided_ns <= now
     for e in cfg.engines:
@@ -354,11 +364,12 @@ def test_idle_heartbeats_on_output_stream_and_status(cluster) -> None:
         for r in rs for c in (1, 2)) >= 6)
 
 
+@pytest.mark.parametrize("transport_mode", config_mod.TRANSPORTS)
 @pytest.mark.parametrize("faults", [(), ("unmuted_secondary",)])
-def test_secondary_alone_emits_only_when_unmuted(tmp_path, faults) -> None:
-    cfg = base_config(faults=faults)
+def test_secondary_alone_emits_only_when_unmuted(tmp_path, faults, transport_mode) -> None:
+    cfg = base_config(faults=faults, transport=transport_mode)
     seqr = FakeSequencer(cfg)
-    out_sock = listen(cfg.gateways[0].output_port, 0.5)
+    out_sock = subscribe(cfg, cfg.gateways[0].output_port, 0.5)
     proc = start_engine(cfg, tmp_path, 2)
     try:
         wait_healthy(proc, cfg.engines[1].admin_port)
