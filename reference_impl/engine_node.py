@@ -71,6 +71,7 @@ RETRY_NS = 3_000_000  #: the receiver repeats an unanswered re-request after thi
 CHECKPOINTS_KEPT = 1000
 CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
 DIGEST_CHECKPOINTS = 5
+DIGEST_HOLES = 20  #: the first holes of the input stream, in a digest
 UNSUPPORTED_FAULTS = ("nondeterministic_tiebreak",)
 
 log = logging.getLogger("crucible.engine")
@@ -316,7 +317,8 @@ class EngineAgent:
                     "primary_emitted_seq": self.tracker.primary_emitted_seq,
                     "published_seq": self.published_seq,
                     "checkpoints": [list(c) for c in list(self.checkpoints)[-DIGEST_CHECKPOINTS:]],
-                    "receiver": self.receiver.counters(), "missing": self.receiver.missing(),
+                    "receiver": self.receiver.counters(),
+                    "missing": self.receiver.missing()[:DIGEST_HOLES],
                     "counters": dict(self.counters)}
         if verb == "checkpoints" and len(words) <= 2:
             after = int(words[1]) if len(words) == 2 else 0
