@@ -273,9 +273,10 @@ class GatewayBook:
         self.counters["resends"] += len(out)
         return out
 
-    def local_reject(self, account: str, token: str, reason: RejectReason, ts: int) -> Outbound:
+    def local_reject(self, account: str, token: str, reason: RejectReason, ts: int,
+                     kind: str = "") -> Outbound:
         """Journal a gateway-local reject (OUCH door: server messages must be sequenced)."""
-        return self.account(account).apply(Rejected(0, account, token, reason), ts, "")
+        return self.account(account).apply(Rejected(0, account, token, reason), ts, kind)
 
     # --------------------------------------------------------------- outputs
 

@@ -1,0 +1,361 @@
+"""The gateway process: ``python -m reference_impl.gateway_node --config F --run-dir D --id N``.
+
+Theory of operation
+-------------------
+One asyncio event loop (the default loop: uvloop is not available here) runs
+everything: the two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2;
+``http_door``: aiohttp), the UDP sockets of the pipeline, and a 10 ms timer.
+All decisions are made by ``core.gateway_book.GatewayBook``; this module
+only moves bytes and clocks in and out of it.
+
+- Requests: a door calls ``submit(account, body)``; the book checks it and
+  either refuses (a ``RejectReason``: never sequenced) or returns the
+  datagram, sent at once to ``sequencer.request_port``. The timer re-sends
+  unsequenced requests after ``cluster.resend_ms``.
+- Output stream: MoldUDP64 on ``gateways[i].output_port`` (or the group),
+  ordered and gap-filled by ``core.receiver.Receiver``; re-requests leave
+  from a recovery socket to the primary's ``retransmit_port`` (the engine whose
+  EngineStatus says primary; until one does, the config's primary).
+- Status channel on ``status_port``: logger watermarks, engine status,
+  sequencer status feed the ack gate and the backpressure depth.
+- Release: whatever the book releases is journalled per account and handed
+  to every subscriber of that account (OUCH sessions, SSE streams); an answer
+  to an HTTP request resolves that request's future (the HTTP handler stamps
+  gateway-out), other answers are stamped here.
+- Admin (UDP ``admin_port``): ``health``, ``digest``, ``stages [N]``.
+
+Incarnation: a u32 that grows with every start of this gateway id, so the
+sequencer tells a restarted gateway's request seqs from the old ones':
+``max(unix seconds, previous + 1)``, the previous value kept in
+``<run-dir>/gateway-<id>.incarnation``. It also names the SoupBinTCP session,
+since outbound numbering restarts with the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from reference_impl import node, transport
+from reference_impl.config import HOST, ClusterConfig
+from reference_impl.core import mold_codec, output_codec, status_codec
+from reference_impl.core.errors import DecodeError
+from reference_impl.core.gateway_book import Answer, Forward, GatewayBook, Released, Stages
+from reference_impl.core.gateway_orders import Outbound
+from reference_impl.core.messages import RejectReason
+from reference_impl.core.receiver import Deliver, Receiver
+
+TICK_S = 0.01
+REQUEST_TIMEOUT_S = 5.0
+STAGES_DEFAULT = 100
+STAGES_MAX = 600  #: keeps the admin reply inside one datagram
+Subscriber = Callable[[Outbound], None]
+
+
+def next_incarnation(run_dir: Path, gateway_id: int, now_s: int) -> int:
+    """``max(now_s, previous + 1)`` as a u32, remembered in the run directory."""
+    path = run_dir / f"gateway-{gateway_id}.incarnation"
+    try:
+        previous = int(path.read_text().strip())
+    except (OSError, ValueError):
+        previous = 0
+    inc = max(now_s, previous + 1) & 0xFFFF_FFFF
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{inc}\n")
+    except OSError:
+        pass
+    return inc
+
+
+class GatewayNode:
+    """Sockets, timers and subscribers around one ``GatewayBook``."""
+
+    def __init__(self, cfg: ClusterConfig, gateway_id: int, run_dir: Path,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 ouch_idle_timeout_s: float = 15.0) -> None:
+        self.cfg = cfg
+        self.gw = cfg.gateway(gateway_id)
+        self.incarnation = next_incarnation(run_dir, gateway_id, int(time.time()))
+        self.session = str(self.incarnation)
+        self.request_timeout_s = request_timeout_s
+        self.ouch_idle_timeout_s = ouch_idle_timeout_s
+        has_secondary = any(e.role == "secondary" for e in cfg.engines)
+        self.book = GatewayBook(
+            gateway_id, self.incarnation, cfg.durability, cfg.instrument_table(),
+            capacity=cfg.capacity, ratio=cfg.backpressure_ratio,
+            resend_ns=cfg.resend_ms * 1_000_000,
+            ack_before_durable="ack_before_durable" in cfg.faults,
+            has_secondary=has_secondary)
+        self.default_primary = next(e.id for e in cfg.engines if e.role == "primary")
+        self.out_session = cfg.output_stream.session.encode("ascii")
+        self.receiver: Receiver | None = None
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        self.waiters: dict[int, asyncio.Future] = {}
+        self.counters = {"bad_output_packets": 0, "bad_output_records": 0, "bad_status": 0,
+                         "retransmit_requests": 0, "send_errors": 0}
+        self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
+        self.recovery_sock = transport.bind_udp(0)
+        self.status_sock = transport.bind_udp(self.gw.status_port)
+        self.admin_sock = node.admin_socket(self.gw.admin_port)
+        self.request_sock = transport.bind_udp(0)
+        self.sequencer_addr = (HOST, cfg.sequencer.request_port)
+        for s in (self.out_sock, self.recovery_sock, self.status_sock, self.admin_sock,
+                  self.request_sock):
+            s.setblocking(False)
+
+    # ------------------------------------------------------------ requests
+
+    def submit(self, account: str, body: object) -> Forward | RejectReason:
+        """Check and forward a client request (the doors' one entry point)."""
+        result = self.book.admit(account, body, time.monotonic_ns())
+        if type(result) is Forward:
+            self._send_request(result.datagram)
+        return result
+
+    def wait_for(self, request_seq: int) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters[request_seq] = fut
+        return fut
+
+    def forget(self, request_seq: int) -> None:
+        self.waiters.pop(request_seq, None)
+
+    def _send_request(self, datagram: bytes) -> None:
+        try:
+            self.request_sock.sendto(datagram, self.sequencer_addr)
+        except OSError:  # the sequencer is down or the buffer full: the resend covers it
+            self.counters["send_errors"] += 1
+
+    # --------------------------------------------------------- subscribers
+
+    def subscribe(self, account: str, sink: Subscriber) -> None:
+        self.subscribers.setdefault(account, set()).add(sink)
+
+    def unsubscribe(self, account: str, sink: Subscriber) -> None:
+        sinks = self.subscribers.get(account)
+        if sinks is not None:
+            sinks.discard(sink)
+
+    def publish(self, entry: Outbound) -> None:
+        sinks = self.subscribers.get(entry.output.account)
+        if sinks:
+            for sink in list(sinks):
+                sink(entry)
+
+    def _handle(self, released: Released) -> None:
+        if not released.published and not released.answers:
+            return
+        for entry in released.published:
+            self.publish(entry)
+        for answer in released.answers:
+            fut = self.waiters.pop(answer.pending.request_seq, None)
+            if fut is not None and not fut.done():
+                fut.set_result(answer)
+            else:
+                self.book.finish(answer.stages, time.monotonic_ns())
+
+    def finish(self, answer: Answer) -> Stages:
+        """Stamp gateway-out for an answer a door is about to send."""
+        return self.book.finish(answer.stages, time.monotonic_ns())
+
+    # ------------------------------------------------------- output stream
+
+    def _retransmit_addr(self) -> tuple[str, int]:
+        engine_id = self.book.primary_id or self.default_primary
+        try:
+            return HOST, self.cfg.engine(engine_id).retransmit_port
+        except Exception:
+            return HOST, self.cfg.engine(self.default_primary).retransmit_port
+
+    def _on_output_readable(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(transport.RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._on_output_packet(data)
+
+    def _on_output_packet(self, data: bytes) -> None:
+        try:
+            packet = mold_codec.decode_packet(data)
+        except DecodeError:
+            self.counters["bad_output_packets"] += 1
+            return
+        if packet.session != self.out_session:
+            self.counters["bad_output_packets"] += 1
+            return
+        now = time.monotonic_ns()
+        receiver = self.receiver
+        if receiver is None:
+            # Join: from 1 while the stream is young enough for the primary's ring to
+            # hold it, else from what is live now (older outputs are not replayed).
+            head = packet.seq if packet.messages else packet.seq - 1
+            start = 1 if head <= self.cfg.capacity else max(packet.seq, 1)
+            receiver = self.receiver = Receiver(next_seq=start)
+        if packet.messages:
+            decisions = receiver.on_messages(packet.seq, packet.messages, now)
+        else:
+            decisions = receiver.on_heartbeat(packet.seq, now)
+        self._carry_out(decisions, now)
+
+    def _carry_out(self, decisions: list, now: int) -> None:
+        book = self.book
+        decode = output_codec.decode
+        for d in decisions:
+            if type(d) is Deliver:
+                try:
+                    rec = decode(d.payload)
+                except DecodeError:
+                    self.counters["bad_output_records"] += 1
+                    continue
+                self._handle(book.on_output(rec, now))
+            else:
+                self.counters["retransmit_requests"] += 1
+                try:
+                    self.recovery_sock.sendto(
+                        mold_codec.encode_request(self.out_session, d.first_seq, d.count),
+                        self._retransmit_addr())
+                except OSError:
+                    self.counters["send_errors"] += 1
+
+    # ------------------------------------------------------ status, admin
+
+    def _on_status_readable(self) -> None:
+        book = self.book
+        while True:
+            try:
+                data = self.status_sock.recv(transport.RECV_BYTES)
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            try:
+                record = status_codec.decode(data)
+            except DecodeError:
+                self.counters["bad_status"] += 1
+                continue
+            now = time.monotonic_ns()
+            kind = type(record)
+            if kind is status_codec.LoggerWatermark:
+                self._handle(book.on_logger(record, now))
+            elif kind is status_codec.EngineStatus:
+                self._handle(book.on_engine(record, now))
+            elif kind is status_codec.SequencerStatus:
+                book.on_sequencer(record, now)
+
+    def _on_admin_readable(self) -> None:
+        while True:
+            try:
+                data, addr = self.admin_sock.recvfrom(transport.RECV_BYTES)
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            node.answer_admin(self.admin_sock, data, addr, self.on_admin)
+
+    def on_admin(self, command: str) -> dict:
+        words = command.split()
+        verb = words[0] if words else ""
+        if verb == "health":
+            return {"ok": True, "component": "gateway", "id": self.gw.id,
+                    "incarnation": self.incarnation}
+        if verb == "digest":
+            digest = self.book.digest(time.monotonic_ns())
+            digest["counters"].update(self.counters)
+            if self.receiver is not None:
+                digest["receiver"] = {"next_seq": self.receiver.next_seq,
+                                      **self.receiver.counters()}
+            digest.update(incarnation=self.incarnation, session=self.session,
+                          durability=self.cfg.durability,
+                          subscribers={a: len(s) for a, s in self.subscribers.items() if s})
+            return digest
+        if verb == "stages":
+            n = int(words[1]) if len(words) > 1 else STAGES_DEFAULT
+            n = max(0, min(n, STAGES_MAX))
+            rows = list(self.book.stages)[-n:] if n else []
+            return {"fields": list(Stages._fields), "stages": [list(r) for r in rows]}
+        return {"error": f"unknown command {command!r} (health, digest, stages [N])"}
+
+    # ------------------------------------------------------------- running
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.monotonic_ns()
+            for datagram in self.book.due_resends(now):
+                self._send_request(datagram)
+            if self.receiver is not None:
+                self._carry_out(self.receiver.on_tick(now), now)
+
+    def start_udp(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.out_sock, self._on_output_readable, self.out_sock)
+        loop.add_reader(self.recovery_sock, self._on_output_readable, self.recovery_sock)
+        loop.add_reader(self.status_sock, self._on_status_readable)
+        loop.add_reader(self.admin_sock, self._on_admin_readable)
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        for s in (self.out_sock, self.recovery_sock, self.status_sock, self.admin_sock):
+            try:
+                loop.remove_reader(s)
+            except Exception:
+                pass
+        for s in (self.out_sock, self.recovery_sock, self.status_sock, self.admin_sock,
+                  self.request_sock):
+            s.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from reference_impl import http_door, ouch_door  # the doors import this module's types
+
+        loop = asyncio.get_running_loop()
+        self.start_udp(loop)
+        ticker = loop.create_task(self._tick())
+        ouch = await ouch_door.start(self, HOST, self.gw.ouch_port)
+        http = await http_door.start(self, HOST, self.gw.http_port)
+        try:
+            await stop.wait()
+        finally:
+            ticker.cancel()
+            await ouch.close()
+            await http.close()
+            self.close(loop)
+
+
+def _extra(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", type=int, default=1, help="gateway id in the config (default 1)")
+    parser.add_argument("--request-timeout-s", type=float, default=REQUEST_TIMEOUT_S,
+                        help="HTTP: answer 504 (outcome unknown) after this long")
+    parser.add_argument("--ouch-idle-timeout-s", type=float, default=15.0,
+                        help="SoupBinTCP: drop a client silent this long (spec: 15 s)")
+
+
+async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gw = GatewayNode(cfg, args.id, Path(args.run_dir), args.request_timeout_s,
+                     args.ouch_idle_timeout_s)
+    await gw.run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = node.parse_args("Crucible gateway: OUCH and HTTP doors, ack gate, backpressure.",
+                           argv, _extra)
+    cfg = node.load_config(args)
+    try:
+        cfg.gateway(args.id)
+    except Exception as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    asyncio.run(_main(args, cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
