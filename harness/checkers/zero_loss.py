@@ -1,0 +1,203 @@
+"""Zero acknowledged loss: every order a client was told is accepted survives the fault.
+
+An *acknowledged order* is a history op with f ``new`` or ``replace`` that
+completed ``ok`` and whose recorded outputs include the ``accepted`` (or
+``replaced``) output for its order: ``(account, token)``, the new token for a
+replace. Every acknowledged order must be in the WAL (when the WAL's orders
+are given) and in the recovered state (when given: the orders the recovered
+SUT holds, from its journal or from querying each order's status).
+
+The verdict needs evidence. Fewer than ``min_acked`` orders acknowledged
+before the first fault (nemesis op) is UNKNOWN, never a pass: a trial that
+acknowledged nothing cannot show that nothing acknowledged was lost. One lost
+order is a FAIL however few were acknowledged. ``info`` ops (outcome unknown)
+and ops still open are neither acknowledged nor lost: they are counted as
+``open``, with how many of them the evidence shows did happen.
+
+The durability policy under test is part of the verdict: ``none`` acks before
+anything is durable, so it is never zero-loss and always FAILs; a loss under
+``replicated`` (expected after a power-off, which it does not cover) FAILs
+with the policy named as the cause.
+
+``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: no
+record past the first bad one may have been applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reference_impl.core import sequenced_codec
+from reference_impl.core.errors import DecodeError
+from reference_impl.core.messages import NewOrder, Replace
+
+from harness.history import INFO, NEMESIS, OK, Op, pairs
+
+from .continuity import record_seq_payload
+from .exactly_once import ORDER_FS, order_key, outcome_outputs
+from .verdict import MAX_EXAMPLES, Verdict, first
+
+REQUIREMENT = "zero_acked_loss"
+CORRUPT = "zero_loss.no_corrupt_record_applied"
+DEFAULT_MIN_ACKED = 100
+POLICIES = ("fsync", "replicated", "none")
+#: order statuses that mean "the recovered SUT does not hold this order"
+ABSENT_STATUSES = frozenset({None, "", "missing", "absent", "unknown", "not_found", "rejected"})
+
+__all__ = ["acknowledged_orders", "check_no_corrupt_accepted", "check_zero_acked_loss",
+           "wal_orders_from_records"]
+
+OrderKey = tuple[str, str]
+
+
+def wal_orders_from_records(records: Iterable[Any],
+                            errors: list[tuple[int, str]] | None = None) -> set[OrderKey]:
+    """``(account, token)`` of every NewOrder and of every Replace's new token in the WAL.
+
+    Records are ``(seq, payload)`` pairs or ``WalRecord``s with sequenced-codec
+    payloads. A payload that does not decode is skipped and, when ``errors``
+    is given, reported there as ``(seq, reason)``.
+    """
+    orders: set[OrderKey] = set()
+    for record in records:
+        seq, payload = record_seq_payload(record)
+        try:
+            msg = sequenced_codec.decode(payload)
+        except DecodeError as exc:
+            if errors is not None:
+                errors.append((seq, str(exc)))
+            continue
+        if isinstance(msg.body, NewOrder):
+            orders.add((msg.account, msg.body.token))
+        elif isinstance(msg.body, Replace):
+            orders.add((msg.account, msg.body.new_token))
+    return orders
+
+
+def _first_fault_index(ops: list[Op]) -> int | None:
+    for op in ops:
+        if op.process == NEMESIS and op.f == "fault":
+            return op.index
+    return None
+
+
+def acknowledged_orders(ops: Iterable[Op]) -> tuple[dict[OrderKey, int], list[tuple[OrderKey, int]]]:
+    """``({order: index of its ack}, [(order, invoke index) of info / open order ops])``."""
+    acked: dict[OrderKey, int] = {}
+    open_ops: list[tuple[OrderKey, int]] = []
+    for inv, done in pairs(ops):
+        if inv.f not in ORDER_FS:
+            continue
+        if done is None or done.type == INFO:
+            open_ops.append((order_key(inv, done), inv.index))
+            continue
+        if done.type != OK:
+            continue
+        for o in outcome_outputs(inv, done):
+            if o["type"] in ("accepted", "replaced"):
+                key = (o.get("account"), o.get("token"))
+                acked.setdefault(key, done.index)
+    return acked, open_ops
+
+
+def _present_set(recovered: set | Mapping | Iterable | None) -> set[OrderKey] | None:
+    if recovered is None:
+        return None
+    if isinstance(recovered, Mapping):
+        return {tuple(k) for k, status in recovered.items() if status not in ABSENT_STATUSES}
+    return {tuple(k) for k in recovered}
+
+
+def check_zero_acked_loss(ops: Iterable[Op], wal_orders: set[OrderKey] | None,
+                          recovered_orders: set | Mapping | None,
+                          min_acked: int = DEFAULT_MIN_ACKED, policy: str = "fsync",
+                          requirement: str = REQUIREMENT) -> Verdict:
+    """Every acknowledged order is in the WAL and in the recovered state (see the module doc).
+
+    ``recovered_orders``: a set of ``(account, token)`` the recovered SUT holds,
+    or a mapping ``(account, token) -> status`` (``ABSENT_STATUSES`` mean absent).
+    Either source may be None; both None is UNKNOWN.
+    """
+    ops = list(ops)
+    acked, open_ops = acknowledged_orders(ops)
+    fault_at = _first_fault_index(ops)
+    before = sum(1 for idx in acked.values() if fault_at is None or idx < fault_at)
+    wal = _present_set(wal_orders)
+    recovered = _present_set(recovered_orders)
+    in_order = sorted(acked, key=acked.__getitem__)
+    lost_wal = [k for k in in_order if wal is not None and k not in wal]
+    lost_rec = [k for k in in_order if recovered is not None and k not in recovered]
+    lost = list(dict.fromkeys(lost_wal + lost_rec))
+    seen_anywhere = (wal or set()) | (recovered or set())
+    evidence: dict[str, Any] = {
+        "policy": policy, "min_acked": min_acked,
+        "acked": len(acked), "acked_before_fault": before,
+        "fault_at_op": fault_at,
+        "sources": [s for s, v in (("wal", wal), ("recovered", recovered)) if v is not None],
+        "lost": [list(k) for k in first(lost)], "lost_count": len(lost),
+        "lost_from_wal": [list(k) for k in first(lost_wal)], "lost_from_wal_count": len(lost_wal),
+        "lost_from_recovered": [list(k) for k in first(lost_rec)],
+        "lost_from_recovered_count": len(lost_rec),
+        "open": len(open_ops),
+        "open_found": sum(1 for k, _ in open_ops if k in seen_anywhere),
+        "open_ops": [idx for _, idx in open_ops[:MAX_EXAMPLES]],
+    }
+    if wal is None and recovered is None:
+        return Verdict.unknown(requirement, "no evidence: neither the WAL's orders nor the "
+                               "recovered state were given", evidence)
+    if lost:
+        where = " and ".join(s for s, n in (("the WAL", lost_wal), ("the recovered state",
+                                                                    lost_rec)) if n)
+        summary = (f"{len(lost)} of {len(acked)} acknowledged orders missing from {where} "
+                   f"(first: {list(lost[0])})")
+        if policy == "replicated":
+            summary += ("; cause: durability policy 'replicated' acknowledges before fsync, "
+                        "so a power-off loses acknowledged orders")
+        elif policy == "none":
+            summary += "; cause: durability policy 'none' acknowledges before anything is durable"
+        return Verdict.failed(requirement, summary, evidence)
+    if policy == "none":
+        return Verdict.failed(requirement, "durability policy 'none' is not zero-loss: it "
+                              "acknowledges before anything is durable (nothing was lost in "
+                              f"this trial of {len(acked)} acknowledged orders)", evidence)
+    if before < min_acked:
+        return Verdict.unknown(requirement, f"only {before} acknowledged orders before the "
+                               f"fault; need {min_acked}", evidence)
+    return Verdict.passed(requirement, f"all {len(acked)} acknowledged orders survived "
+                          f"({', '.join(evidence['sources'])}); {len(open_ops)} ops stayed "
+                          f"open, policy {policy}", evidence)
+
+
+def check_no_corrupt_accepted(recovered_seqs: Iterable[int] | int,
+                              valid_wal_seqs: Iterable[int],
+                              requirement: str = CORRUPT) -> Verdict:
+    """Recovery applied only records from before the first bad WAL record.
+
+    ``valid_wal_seqs``: the seqs of the intact records in front of the first
+    defect (``wal_codec.scan``'s records). ``recovered_seqs``: the seqs the
+    recovered component applied from the WAL, or its applied seq as an int
+    (meaning 1..n). Pass them before new traffic arrives: a new message may
+    legitimately take the torn record's seq afterwards.
+    """
+    valid = set(valid_wal_seqs)
+    if isinstance(recovered_seqs, int):
+        applied_to = recovered_seqs
+        extra = list(range(max(valid, default=0) + 1, applied_to + 1))
+        recovered_count = applied_to
+    else:
+        rec = list(recovered_seqs)
+        extra = sorted({s for s in rec if s not in valid})
+        applied_to = max(rec, default=0)
+        recovered_count = len(rec)
+    evidence = {
+        "valid_records": len(valid), "last_valid_seq": max(valid, default=None),
+        "recovered": recovered_count, "recovered_to": applied_to,
+        "applied_beyond_valid": first(extra), "applied_beyond_valid_count": len(extra),
+    }
+    if extra:
+        return Verdict.failed(requirement, f"{len(extra)} seqs applied that are not intact WAL "
+                              f"records (first: {extra[0]}; last intact: "
+                              f"{evidence['last_valid_seq']})", evidence)
+    return Verdict.passed(requirement, f"recovery applied {recovered_count} records, none past "
+                          f"the last intact seq {evidence['last_valid_seq']}", evidence)
