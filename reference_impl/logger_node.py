@@ -1,0 +1,252 @@
+"""The logger process: ``python -m reference_impl.logger_node --config FILE --run-dir DIR``.
+
+Theory of operation
+-------------------
+One single-threaded duty loop over an ``Inbox`` of four sockets:
+
+- the input stream subscription (``logger.input_port``, or the group) and the
+  *recovery* socket (ephemeral): MoldUDP64 packets go through
+  ``core.receiver.Receiver``; each ``Deliver`` is appended to the WAL and each
+  ``RequestRetransmit`` leaves the recovery socket for
+  ``sequencer.retransmit_port`` (the logger is the archive, so the sequencer's
+  ring is its only source). Replies come back to the recovery socket.
+- ``logger.archive_port``: MoldUDP64 re-requests from engines, answered from
+  the in-memory tail (a ``RetransmitRing`` of ``cluster.capacity`` messages)
+  or, further back, from the WAL through its sparse index.
+- ``logger.admin_port``: ``health`` and ``digest``.
+
+Group commit: each turn drains everything ready, appends every delivered
+message (its bytes exactly as on the bus) to the WAL, then ``write()`` (one
+``pwrite``) and a ``LoggerWatermark(written, durable)`` to every gateway's
+status port, then one ``fdatasync`` and a second watermark with the new
+durable seq. Nothing sleeps on this path: while an fdatasync runs, packets
+queue in the socket buffer and become the next turn's batch. An idle logger
+repeats its watermark every ``heartbeat_ms``. Archive requests are answered
+after the commit, so they never delay durability.
+
+On start, ``WalWriter`` recovers an existing WAL directory (see wal.py: the
+torn tail is quarantined, logged and zeroed) and the receiver resumes at
+``last valid seq + 1``; the seqs it lacks arrive as gaps and are re-fetched.
+
+Test-only faults: ``logger.fsync_delay_ms`` sleeps that long before each
+fdatasync (to prove the ack gate from outside); ``ignore_wal_crc`` makes WAL
+reads (recovery and archive) accept CRC-mismatched records.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+from reference_impl import node, transport
+from reference_impl.config import HOST, ClusterConfig
+from reference_impl.core import mold_codec, status_codec
+from reference_impl.core.errors import DecodeError
+from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.retransmit_ring import MAX_REPLY_MESSAGES, MAX_REPLY_PACKETS, RetransmitRing
+from reference_impl.wal import WalWriter
+
+MAX_PAYLOAD = 1400
+POLL_MAX_S = 0.05
+COMPONENT_ID = 0
+RETRY_NS = 2_000_000
+
+
+class LoggerAgent:
+    def __init__(self, cfg: ClusterConfig, wal_dir) -> None:
+        self.cfg = cfg
+        lc = cfg.logger
+        self.session = cfg.input_stream.session.encode("ascii")
+        self.wal = WalWriter(wal_dir, lc.segment_bytes, lc.index_every,
+                             ignore_crc="ignore_wal_crc" in cfg.faults,
+                             sync_delay_s=lc.fsync_delay_ms / 1000)
+        self.receiver = Receiver(next_seq=self.wal.next_seq, retransmit_after_ns=RETRY_NS)
+        self.tail = RetransmitRing(cfg.capacity)
+        self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, lc.input_port)
+        self.recovery_sock = transport.bind_udp(0)
+        self.archive_sock = transport.bind_udp(lc.archive_port)
+        self.admin_sock = node.admin_socket(lc.admin_port)
+        self.inbox = transport.Inbox(
+            [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock],
+            cfg.idle, cfg.backoff_spin_us)
+        self.status_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
+        self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
+        self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
+        self.last_status_ns = 0
+        self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
+                         "appended": 0, "payload_seq_mismatch": 0, "rerequests": 0,
+                         "archive_requests": 0, "bad_archive_requests": 0,
+                         "archive_packets": 0, "archive_from_wal": 0, "watermarks": 0}
+
+    # ------------------------------------------------------------- inbound
+
+    def on_input_packet(self, data: bytes, now: int) -> None:
+        try:
+            packet = mold_codec.decode_packet(data)
+        except DecodeError:
+            self.counters["bad_packets"] += 1
+            return
+        if packet.session != self.session:
+            self.counters["foreign_session"] += 1
+            return
+        self.counters["packets"] += 1
+        if packet.messages:
+            self.carry_out(self.receiver.on_messages(packet.seq, packet.messages, now))
+        else:  # heartbeat or end of session: both say where the stream is
+            self.carry_out(self.receiver.on_heartbeat(packet.seq, now))
+
+    def carry_out(self, decisions: list) -> None:
+        wal, tail = self.wal, self.tail
+        for d in decisions:
+            if type(d) is Deliver:
+                seq, payload = d
+                if payload[:8] != seq.to_bytes(8, "big"):
+                    self.counters["payload_seq_mismatch"] += 1  # kept as is: the bus's bytes
+                wal.append(seq, payload)
+                tail.put(seq, payload)
+                self.counters["appended"] += 1
+            else:
+                self.request_retransmit(d.first_seq, d.count)
+
+    def request_retransmit(self, first_seq: int, count: int) -> None:
+        try:
+            self.recovery_sock.sendto(mold_codec.encode_request(self.session, first_seq, count),
+                                      self.sequencer_addr)
+        except OSError:
+            pass
+        self.counters["rerequests"] += 1
+
+    def on_archive_request(self, data: bytes, addr: tuple) -> None:
+        self.counters["archive_requests"] += 1
+        try:
+            req = mold_codec.decode_request(data)
+        except DecodeError:
+            self.counters["bad_archive_requests"] += 1
+            return
+        if req.session != self.session:
+            self.counters["bad_archive_requests"] += 1
+            return
+        for datagram in self.plan_archive_reply(req.seq, req.count):
+            try:
+                self.archive_sock.sendto(datagram, addr)
+            except OSError:
+                return
+            self.counters["archive_packets"] += 1
+
+    def plan_archive_reply(self, seq: int, count: int) -> list[bytes]:
+        """The reply datagrams: the written part of the range, from memory or the WAL."""
+        written = self.wal.written_seq
+        if seq > written:
+            return [mold_codec.encode_heartbeat(self.session, written + 1)]
+        if self.tail.head and seq >= self.tail.low:
+            return self.tail.serve_request(self.session, seq, count, MAX_PAYLOAD)
+        self.counters["archive_from_wal"] += 1
+        records = self.wal.reader.read_range(seq, min(count, MAX_REPLY_MESSAGES, written - seq + 1))
+        if not records:
+            return []
+        out: list[bytes] = []
+        first = records[0][0]
+        for group in mold_codec.plan_packets([p for _, p in records], MAX_PAYLOAD):
+            if len(out) == MAX_REPLY_PACKETS:
+                break
+            out.append(mold_codec.encode_packet(self.session, first, group))
+            first += len(group)
+        return out
+
+    def on_admin(self, command: str) -> dict:
+        if command == "health":
+            return {"ok": True, "component": "logger"}
+        if command == "digest":
+            wal = self.wal
+            rec = wal.recovery
+            return {"written_seq": wal.written_seq, "durable_seq": wal.durable_seq,
+                    "segments": wal.segment_count(), "records": wal.records,
+                    "next_seq": wal.next_seq, "fsyncs": wal.fsyncs, "writes": wal.writes,
+                    "counters": dict(self.counters), "receiver": self.receiver.counters(),
+                    "missing": self.receiver.missing()[:16],
+                    "recovery": None if rec is None else {
+                        "segment": rec.segment, "next_seq": rec.next_seq,
+                        "defect": None if rec.defect is None else rec.defect._asdict(),
+                        "cut_bytes": rec.cut_bytes, "quarantine": rec.quarantine}}
+        return {"error": f"unknown command {command!r} (health, digest)"}
+
+    # ------------------------------------------------------------ outbound
+
+    def commit(self) -> None:
+        """Group commit: one pwrite, a watermark, one fdatasync, a watermark."""
+        self.wal.write()
+        self.publish_watermark()
+        self.wal.sync()
+        self.publish_watermark()
+
+    def publish_watermark(self) -> None:
+        self.last_status_ns = time.monotonic_ns()
+        record = status_codec.encode(status_codec.LoggerWatermark(
+            COMPONENT_ID, self.wal.written_seq, self.wal.durable_seq, self.last_status_ns))
+        for target in self.status_targets:
+            try:
+                self.status_sock.sendto(record, target)
+            except OSError:
+                pass
+        self.counters["watermarks"] += 1
+
+    # ------------------------------------------------------------ duty loop
+
+    def poll_timeout(self, now: int) -> float:
+        due = self.last_status_ns + self.heartbeat_ns
+        wake = self.receiver.next_wake_ns
+        if wake is not None:
+            due = min(due, wake)
+        return min(POLL_MAX_S, max(due - now, 0) / 1e9)
+
+    def run(self, stop: node.StopFlag) -> None:
+        input_sock, recovery_sock, archive_sock = (
+            self.input_sock, self.recovery_sock, self.archive_sock)
+        receiver, wal = self.receiver, self.wal
+        self.publish_watermark()
+        while not stop.is_set:
+            batch = self.inbox.poll(self.poll_timeout(time.monotonic_ns()))
+            now = time.monotonic_ns()
+            archive = []
+            for sock, data, addr in batch:
+                if sock is input_sock or sock is recovery_sock:
+                    self.on_input_packet(data, now)
+                elif sock is archive_sock:
+                    archive.append((data, addr))
+                else:
+                    node.answer_admin(sock, data, addr, self.on_admin)
+            wake = receiver.next_wake_ns
+            if wake is not None and wake <= now:
+                self.carry_out(receiver.on_tick(now))
+            if wal.pending:
+                self.commit()
+            elif now - self.last_status_ns >= self.heartbeat_ns:
+                self.publish_watermark()
+            for data, addr in archive:
+                self.on_archive_request(data, addr)
+
+    def close(self) -> None:
+        self.inbox.close()
+        for s in (self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock,
+                  self.status_sock):
+            s.close()
+        self.wal.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = node.parse_args("Crucible logger: appends the input stream to the WAL, serves the archive.",
+                           argv)
+    cfg = node.load_config(args)
+    stop = node.StopFlag()
+    agent = LoggerAgent(cfg, node.data_path(args, cfg.logger.data_dir))
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
