@@ -53,7 +53,7 @@ from reference_impl.core.receiver import Deliver, Receiver
 TICK_S = 0.01
 REQUEST_TIMEOUT_S = 5.0
 STAGES_DEFAULT = 100
-STAGES_MAX = 600  #: keeps the admin reply inside one datagram
+STAGES_MAX = 400  #: keeps the admin reply inside one datagram (~110 bytes a row)
 Subscriber = Callable[[Outbound], None]
 
 

@@ -303,6 +303,12 @@ def test_sse_delivers_the_passive_fill_to_the_other_account(cluster) -> None:
     event = json.loads(lines[2].removeprefix("data: "))
     assert event["account"] == "DEMO2" and event["liquidity"] == "A" and event["seq"] == seq
     conn.close()
+    # resume: Last-Event-ID 0 replays from the account's first outbound message
+    conn = httpc.HTTPConnection(HOST, cfg.gateways[0].http_port, timeout=5)
+    conn.request("GET", "/v1/events", headers={**_auth("DEMO2", "demo2pw"), "Last-Event-ID": "0"})
+    resp = conn.getresponse()
+    assert [resp.readline().decode().rstrip("\n") for _ in range(2)] == ["id: 1", "event: executed"]
+    conn.close()
 
 
 # ------------------------------------------------------------------- OUCH door
