@@ -82,7 +82,8 @@ def _first_fault_index(ops: list[Op]) -> int | None:
     return None
 
 
-def acknowledged_orders(ops: Iterable[Op]) -> tuple[dict[OrderKey, int], list[tuple[OrderKey, int]]]:
+def acknowledged_orders(
+        ops: Iterable[Op]) -> tuple[dict[OrderKey, int], list[tuple[OrderKey, int]]]:
     """``({order: index of its ack}, [(order, invoke index) of info / open order ops])``."""
     acked: dict[OrderKey, int] = {}
     open_ops: list[tuple[OrderKey, int]] = []

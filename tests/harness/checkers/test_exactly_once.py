@@ -7,7 +7,6 @@ from reference_impl.core.messages import (
     Cancel,
     Executed,
     Heartbeat,
-    NewOrder,
     Sequenced,
     Side,
 )
