@@ -9,7 +9,6 @@ outputs, not errors.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,7 +20,13 @@ from rich.table import Table
 
 from reference_impl.core.engine import Engine
 from reference_impl.core.errors import SequenceGapError
-from reference_impl.core.replay_format import ReplayFormatError, output_to_json, parse_input_line
+from reference_impl.core.replay_format import (
+    ReplayFormatError,
+    end_to_json,
+    format_line,
+    output_to_json,
+    parse_input_line,
+)
 from reference_impl.core.rules import Instruments
 
 
@@ -34,11 +39,6 @@ def load_instruments(path: str | None) -> Instruments | None:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping symbol -> tick")
     return Instruments(raw)
-
-
-def dumps(obj: dict) -> str:
-    """The one canonical JSON line encoding (byte-identical across runs)."""
-    return json.dumps(obj, separators=(",", ":"))
 
 
 def replay_lines(lines: IO[str], engine: Engine, out: IO[str] | None) -> tuple[Counter, int]:
@@ -57,7 +57,7 @@ def replay_lines(lines: IO[str], engine: Engine, out: IO[str] | None) -> tuple[C
         for o in outputs:
             counts[type(o).__name__.lower()] += 1
             if out is not None:
-                out.write(dumps(output_to_json(o)) + "\n")
+                out.write(format_line(output_to_json(o)) + "\n")
     return counts, inputs
 
 
@@ -76,9 +76,9 @@ def run_replay(input_path: str, out_path: str | None, instruments_path: str | No
             elif out_path:
                 out = open(out_path, "w", encoding="utf-8")
             counts, inputs = replay_lines(lines, engine, out)
-            end = {"type": "end", "last_seq": engine.last_applied_seq, "state_hash": engine.state_hash()}
+            last_seq, state_hash = engine.last_applied_seq, engine.state_hash()
             if out is not None:
-                out.write(dumps(end) + "\n")
+                out.write(format_line(end_to_json(last_seq, state_hash)) + "\n")
     except ReplayFormatError as exc:
         err.print(str(exc), markup=False)
         return 2
@@ -97,7 +97,7 @@ def run_replay(input_path: str, out_path: str | None, instruments_path: str | No
     table.add_row("inputs applied", str(inputs))
     for kind in ("accepted", "executed", "canceled", "replaced", "rejected"):
         table.add_row(kind, str(counts.get(kind, 0)))
-    table.add_row("last seq", str(end["last_seq"]))
-    table.add_row("state hash", end["state_hash"])
+    table.add_row("last seq", str(last_seq))
+    table.add_row("state hash", state_hash)
     Console(stderr=out is sys.stdout).print(table)
     return 0

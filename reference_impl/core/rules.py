@@ -103,7 +103,7 @@ def check_new_order(order: NewOrder, instruments: Instruments) -> RejectReason |
             return RejectReason.MIN_QTY_NOT_IOC
         if type(min_qty) is not int or not 1 <= min_qty <= order.qty:
             return RejectReason.BAD_QTY
-    if order.tif not in _TIFS:
+    if type(order.tif) is bool or order.tif not in _TIFS:
         return RejectReason.BAD_TIF
     if not valid_token(order.token):
         return RejectReason.BAD_TOKEN
