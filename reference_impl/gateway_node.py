@@ -97,8 +97,9 @@ class GatewayNode:
         self.receiver: Receiver | None = None
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
+        self.ouch_counters: dict[str, int] = {}  #: the OUCH door's, once it runs
         self.counters = {"bad_output_packets": 0, "bad_output_records": 0, "bad_status": 0,
-                         "retransmit_requests": 0, "send_errors": 0}
+                         "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0}
         self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
         self.recovery_sock = transport.bind_udp(0)
         self.status_sock = transport.bind_udp(self.gw.status_port)
@@ -146,7 +147,13 @@ class GatewayNode:
         sinks = self.subscribers.get(entry.output.account)
         if sinks:
             for sink in list(sinks):
-                sink(entry)
+                try:
+                    sink(entry)
+                except Exception as exc:  # one broken subscriber must not starve the others
+                    self.counters["subscriber_errors"] += 1
+                    sinks.discard(sink)
+                    print(f"gateway: dropped a subscriber of {entry.output.account}: {exc!r}",
+                          file=sys.stderr)
 
     def _handle(self, released: Released) -> None:
         if not released.published and not released.answers:
@@ -269,7 +276,7 @@ class GatewayNode:
             if self.receiver is not None:
                 digest["receiver"] = {"next_seq": self.receiver.next_seq,
                                       **self.receiver.counters()}
-            digest.update(incarnation=self.incarnation, session=self.session,
+            digest.update(incarnation=self.incarnation, session=self.session, ouch=self.ouch_counters,
                           durability=self.cfg.durability,
                           subscribers={a: len(s) for a, s in self.subscribers.items() if s})
             return digest
@@ -314,6 +321,7 @@ class GatewayNode:
         self.start_udp(loop)
         ticker = loop.create_task(self._tick())
         ouch = await ouch_door.start(self, HOST, self.gw.ouch_port)
+        self.ouch_counters = ouch.counters
         http = await http_door.start(self, HOST, self.gw.http_port)
         try:
             await stop.wait()

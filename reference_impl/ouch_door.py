@@ -160,10 +160,15 @@ class OuchSession(asyncio.Protocol):
         except DecodeError as exc:
             self.fail(exc)
             return
-        for packet in packets:
-            if self.closed:
-                return
-            self.on_packet(packet)
+        try:
+            for packet in packets:
+                if self.closed:
+                    return
+                self.on_packet(packet)
+        except Exception as exc:  # a bug must cost this session, never the gateway
+            self.door.counters["internal_errors"] += 1
+            self.fail(None, f"internal error: {type(exc).__name__}")
+            return
         if self.framer.error is not None and not self.closed:
             self.fail(self.framer.error)
 
@@ -295,7 +300,8 @@ class OuchDoor:
         self.server: asyncio.base_events.Server | None = None
         self._timer: asyncio.Task | None = None
         self.counters = {"logins": 0, "login_rejected": 0, "protocol_errors": 0,
-                         "truncated": 0, "rejected": 0, "idle_dropped": 0, "slow_consumer": 0}
+                         "truncated": 0, "rejected": 0, "idle_dropped": 0, "slow_consumer": 0,
+                         "internal_errors": 0}
 
     async def _tick(self) -> None:
         while True:
@@ -319,5 +325,4 @@ async def start(node: GatewayNode, host: str, port: int) -> OuchDoor:
     door.server = await loop.create_server(lambda: OuchSession(door), host, port,
                                            reuse_address=True)
     door._timer = loop.create_task(door._tick())
-    node.ouch_door = door  # type: ignore[attr-defined]
     return door

@@ -447,3 +447,4 @@ def test_admin_digest(cluster) -> None:
         assert key in d
     for key in ("rejected_stateless", "backpressure", "resends"):
         assert d["counters"][key] >= 1
+    assert d["ouch"]["protocol_errors"] >= 1 and d["ouch"]["login_rejected"] >= 1
