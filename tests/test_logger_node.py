@@ -319,3 +319,22 @@ def test_garbage_on_input_and_archive_ports_is_counted(env, tmp_path) -> None:
     assert d["counters"]["bad_packets"] >= 55 and d["counters"]["bad_archive_requests"] >= 25
     assert d["written_seq"] == 0
     logger.stop()
+
+
+def test_multicast_mode(env, tmp_path) -> None:
+    from reference_impl import transport
+
+    cfg, fake, status, start = env
+    mcfg = cfg.with_overrides(transport="multicast")
+    logger = start(mcfg)
+    pub = transport.stream_publisher(mcfg, mcfg.input_stream, [])
+    try:
+        fake.head = 50
+        stream = packets(1, 50)
+        for p in stream[:1] + stream[2:]:  # the second packet comes back by re-request
+            pub.send(p)
+        logger.wait_durable(50)
+    finally:
+        pub.close()
+    logger.stop()
+    assert_wal_exact(wal_dir(cfg, tmp_path), 50)

@@ -220,3 +220,20 @@ def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
     finally:
         stop_node(proc)
         engine_sock.close()
+
+
+def test_multicast_mode_carries_the_same_stream(tmp_path) -> None:
+    from reference_impl import transport
+
+    cfg = config_mod.load().shifted(OFFSET).with_overrides(transport="multicast")
+    sub = transport.stream_subscriber(cfg, cfg.input_stream, cfg.engines[0].input_port)
+    sub.settimeout(2.0)
+    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    try:
+        wait_healthy(proc, cfg.sequencer.admin_port)
+        send(cfg, [order(8, r) for r in range(1, 31)])
+        got = receive_messages(sub, 30)
+        assert sorted(got) == list(range(1, 31))
+    finally:
+        stop_node(proc)
+        sub.close()
