@@ -152,23 +152,21 @@ def decode_packet(data: bytes) -> MoldPacket:
         raise DecodeError(PROTOCOL, "sequence", seq, f"next seq after {count} messages overflows a u64")
     messages = []
     append = messages.append
-    unpack_len = _U16.unpack_from
     off = HEADER_SIZE
+    last = size - BLOCK_OVERHEAD  # the last offset where a block length still fits
     for i in range(count):
-        if off + BLOCK_OVERHEAD > size:
+        if off > last:
             if off == size:
                 raise DecodeError(PROTOCOL, "message_count", count,
                                   f"datagram holds only {i} message blocks")
             raise DecodeError(PROTOCOL, f"message_length[{i}]", data[off:],
                               "datagram ends inside the block length")
-        (length,) = unpack_len(data, off)
-        off += BLOCK_OVERHEAD
-        end = off + length
-        if end > size:
-            raise DecodeError(PROTOCOL, f"message_length[{i}]", length,
-                              f"block runs past the datagram end ({size - off} bytes left)")
-        append(data[off:end])
-        off = end
+        start = off + BLOCK_OVERHEAD
+        off = start + (data[off] << 8 | data[off + 1])  # big-endian u16, without a struct call
+        if off > size:
+            raise DecodeError(PROTOCOL, f"message_length[{i}]", off - start,
+                              f"block runs past the datagram end ({size - start} bytes left)")
+        append(data[start:off])
     if off != size:
         raise DecodeError(PROTOCOL, "message_count", count,
                           f"{size - off} bytes left after {count} message blocks")
