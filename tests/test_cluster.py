@@ -310,7 +310,8 @@ def test_up_detach_then_down_leaves_no_process(tmp_path, reaper):
 
 
 @needs_nodes
-def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, reaper):
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "crucible down"])
+def test_foreground_up_stops_everything(tmp_path, reaper, how):
     cfg_path = shifted_config(tmp_path)
     run_dir = tmp_path / "run"
     reaper.run_dirs.append(run_dir)
@@ -326,7 +327,11 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path, reaper):
     assert proc.poll() is None, "".join(lines)
     pids = reaper.note_pidfile(run_dir)
     assert list(pids) == NAMES
-    proc.send_signal(signal.SIGINT)
+    if how == "crucible down":  # asks the launcher to stop its own cluster
+        r = crucible("down", "--run-dir", str(run_dir), cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+    else:
+        proc.send_signal(getattr(signal, how))
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, "".join(lines) + out
     assert all_gone(pids) == []

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from harness.nemesis.udp_plan import (
-    Action, LaneSchedule, PacketFate, UdpFaultRates, iter_udp_faults, plan_udp_faults,
+    Action, LaneSchedule, PacketFate, UdpFaultRates, plan_udp_faults,
 )
 from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
 from reference_impl import config
