@@ -21,21 +21,12 @@ dedup window (``window`` request numbers) is part of the contract: request
 ``r - window``; new orders and replaces keep ``window // 8`` numbers in reserve
 for cancels.
 
-The ack gate. Output records are grouped by input seq; an input is
-*complete* when all ``count`` of its outputs have arrived (duplicates by
-``(input seq, index)`` and records from an epoch below the highest seen are
-dropped). A complete input is released, whole and in input-seq order, once
-the durability policy covers it:
-
-- ``fsync``: the logger's durable watermark >= seq;
-- ``replicated``: the logger's written watermark >= seq and the secondary's
-  applied seq >= seq (the written watermark alone when no secondary exists);
-- ``none``, or the test-only fault ``ack_before_durable``: nothing more.
-
-Release journals every output under its account's next outbound seq
-(passive fills of other accounts included: they are gated like any other
-output) and answers the request this gateway sent, if any, with the outputs
-for its own account and the stage stamps. ``durable_ns`` is the release time.
+The ack gate (``ack_gate.AckGate``) gathers output records per input seq
+and holds each complete input until the durability policy covers it. Release
+journals every output under its account's next outbound seq (passive fills
+of other accounts included: they are gated like any other output) and
+answers the request this gateway sent, if any, with the outputs for its own
+account and the stage stamps; ``durable_ns`` is the release time.
 
 Backpressure. ``depth = (sequencer published seq - lowest applied seq of the
 engines heard from within stale_ns) + unsequenced requests``; a new order or
@@ -46,12 +37,12 @@ capacity``). Cancels pass (they reduce risk), bounded only by the dedup window.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import struct
 from collections import deque
 from typing import NamedTuple
 
 from . import sequenced_codec
+from .ack_gate import AckGate
 from .gateway_orders import CANCEL, NEW, REPLACE, Account, OrderState, Outbound
 from .messages import Cancel, NewOrder, RejectReason, Rejected, Replace, Sequenced
 from .output_codec import OutputRecord
@@ -64,8 +55,6 @@ from .rules import (
 )
 from .status_codec import EngineStatus, LoggerWatermark, SequencerStatus
 
-POLICIES = ("fsync", "replicated", "none")
-_NEVER = 1 << 64  #: the gate when nothing gates: above every u64 seq
 _KINDS = {NewOrder: NEW, Cancel: CANCEL, Replace: REPLACE}
 
 
@@ -132,17 +121,6 @@ class Released(NamedTuple):
 _NOTHING = Released([], [])
 
 
-class _Input:
-    """Output records of one input seq, gathered until all ``count`` are in."""
-
-    __slots__ = ("records", "missing", "complete_ns")
-
-    def __init__(self, count: int) -> None:
-        self.records: list[OutputRecord | None] = [None] * count
-        self.missing = count
-        self.complete_ns = 0
-
-
 class GatewayBook:
     """Admission, resends, ack gate, backpressure and per-account state of one gateway."""
 
@@ -151,8 +129,6 @@ class GatewayBook:
                  resend_ns: int = 200_000_000, ack_before_durable: bool = False,
                  has_secondary: bool = True, window: int = 4096,
                  stale_ns: int = 1_000_000_000, stage_log: int = 1024) -> None:
-        if durability not in POLICIES:
-            raise ValueError(f"durability must be one of {POLICIES}")
         if not 0 <= incarnation <= 0xFFFF_FFFF:
             raise ValueError("incarnation must fit a u32")
         self.gateway_id = gateway_id
@@ -161,8 +137,7 @@ class GatewayBook:
         self.instruments = instruments
         self.limit = max(int(capacity * ratio), 1)
         self.resend_ns = resend_ns
-        self.ungated = ack_before_durable or durability == "none"
-        self.has_secondary = has_secondary
+        self.gate = AckGate(durability, ack_before_durable, has_secondary)
         self.window = window
         self.reserve = max(window // 8, 1)
         self.stale_ns = stale_ns
@@ -170,22 +145,11 @@ class GatewayBook:
         self._next_request = (incarnation << 32) + 1
         self.pending: dict[int, Pending] = {}
         self._unsequenced: dict[int, Pending] = {}  # insertion order = request_seq order
-        self._inputs: dict[int, _Input] = {}  #: incomplete inputs
-        self._held: list[int] = []  #: heap of complete inputs waiting for the gate
-        self._complete: dict[int, _Input] = {}
-        self.highest_complete = 0
-        self.max_epoch = 0
-        self.written_seq = 0
-        self.durable_seq = 0
-        self.secondary_applied = 0
         self.published_seq = 0
-        self.primary_id = 0  #: the engine whose status says primary (highest epoch); 0: unknown
-        self._primary_epoch = -1
         self._engines: dict[int, tuple[int, int]] = {}  # id -> (applied seq, heard at ns)
         self.stages: deque[Stages] = deque(maxlen=stage_log)
         self.counters = {"rejected_stateless": 0, "backpressure": 0, "resends": 0,
-                         "forwarded": 0, "outputs": 0, "duplicate_outputs": 0,
-                         "stale_epoch_outputs": 0, "released_inputs": 0, "answered": 0}
+                         "forwarded": 0, "released_inputs": 0, "answered": 0}
 
     # ------------------------------------------------------------ accounts
 
@@ -282,95 +246,45 @@ class GatewayBook:
 
     def on_output(self, rec: OutputRecord, now_ns: int) -> Released:
         """One output record from the stream (in stream order)."""
-        if rec.epoch < self.max_epoch:
-            self.counters["stale_epoch_outputs"] += 1
-            return _NOTHING
-        self.max_epoch = rec.epoch
-        seq = rec.output.seq
-        entry = self._inputs.get(seq)
-        if entry is None:
-            if seq <= self.highest_complete:  # in stream order: a re-emission
-                self.counters["duplicate_outputs"] += 1
-                return _NOTHING
-            entry = self._inputs[seq] = _Input(rec.count)
-        if rec.index >= len(entry.records) or entry.records[rec.index] is not None:
-            self.counters["duplicate_outputs"] += 1
-            return _NOTHING
-        self.counters["outputs"] += 1
-        entry.records[rec.index] = rec
-        entry.missing -= 1
         if rec.gateway_id == self.gateway_id:
             p = self._unsequenced.pop(rec.request_seq, None)
-            if p is not None:
-                p.input_seq = seq
-        if entry.missing:
-            return _NOTHING
-        del self._inputs[seq]
-        entry.complete_ns = now_ns
-        self._complete[seq] = entry
-        if seq > self.highest_complete:
-            self.highest_complete = seq
-        heapq.heappush(self._held, seq)
-        return self._release(now_ns)
+            if p is not None:  # any output proves the request was sequenced
+                p.input_seq = rec.output.seq
+        if self.gate.on_record(rec):
+            return self._release(now_ns)
+        return _NOTHING
 
     # ---------------------------------------------------------------- status
 
     def on_logger(self, w: LoggerWatermark, now_ns: int) -> Released:
-        if w.written_seq > self.written_seq:
-            self.written_seq = w.written_seq
-        if w.durable_seq > self.durable_seq:
-            self.durable_seq = w.durable_seq
+        self.gate.on_logger(w)
         return self._release(now_ns)
 
     def on_engine(self, s: EngineStatus, now_ns: int) -> Released:
         self._engines[s.component_id] = (s.applied_seq, now_ns)
-        if s.primary:
-            if s.epoch >= self._primary_epoch:
-                self._primary_epoch = s.epoch
-                self.primary_id = s.component_id
-            if s.epoch > self.max_epoch:
-                self.max_epoch = s.epoch
-        elif s.applied_seq > self.secondary_applied:
-            self.secondary_applied = s.applied_seq
+        self.gate.on_engine(s)
         return self._release(now_ns)
 
     def on_sequencer(self, s: SequencerStatus, now_ns: int) -> None:
         if s.published_seq > self.published_seq:
             self.published_seq = s.published_seq
 
-    # ------------------------------------------------------------------ gate
-
-    def gate_seq(self) -> int:
-        """The highest input seq the durability policy lets out now."""
-        if self.ungated:
-            return _NEVER
-        if self.durability == "fsync":
-            return self.durable_seq
-        if self.has_secondary:
-            return min(self.written_seq, self.secondary_applied)
-        return self.written_seq
+    # --------------------------------------------------------------- release
 
     def _release(self, now_ns: int) -> Released:
-        held = self._held
-        if not held:
-            return _NOTHING
-        gate = self.gate_seq()
-        if held[0] > gate:
+        ready = self.gate.releasable()
+        if not ready:
             return _NOTHING
         published: list[Outbound] = []
         answers: list[Answer] = []
-        while held and held[0] <= gate:
-            seq = heapq.heappop(held)
-            entry = self._complete.pop(seq)
-            self._release_one(seq, entry, now_ns, published, answers)
+        for seq, records in ready:
+            self._release_one(seq, records, now_ns, published, answers)
         return Released(published, answers)
 
-    def _release_one(self, seq: int, entry: _Input, now_ns: int, published: list[Outbound],
-                     answers: list[Answer]) -> None:
+    def _release_one(self, seq: int, records: list[OutputRecord], now_ns: int,
+                     published: list[Outbound], answers: list[Answer]) -> None:
         self.counters["released_inputs"] += 1
-        records = entry.records
         first = records[0]
-        assert first is not None
         p = self.pending.pop(first.request_seq, None) if first.gateway_id == self.gateway_id else None
         kind, tif, min_qty = "", -1, 0
         if p is not None:
@@ -381,7 +295,6 @@ class GatewayBook:
         mine: list[Outbound] = []
         decided = 0
         for rec in records:
-            assert rec is not None
             out = rec.output
             if p is not None and out.account == p.account:
                 entry_out = self.account(out.account).apply(out, rec.ts, kind, tif, min_qty)
@@ -412,14 +325,14 @@ class GatewayBook:
     @property
     def held(self) -> int:
         """Complete inputs waiting for the durability condition."""
-        return len(self._held)
+        return self.gate.held
+
+    @property
+    def primary_id(self) -> int:
+        return self.gate.primary_id
 
     def watermarks(self) -> dict[str, int]:
-        gate = self.gate_seq()
-        return {"written": self.written_seq, "durable": self.durable_seq,
-                "secondary_applied": self.secondary_applied, "published": self.published_seq,
-                "highest_complete": self.highest_complete,
-                "gate": -1 if gate == _NEVER else gate, "epoch": self.max_epoch}
+        return {**self.gate.watermarks(), "published": self.published_seq}
 
     def digest(self, now_ns: int) -> dict:
         return {
@@ -428,20 +341,21 @@ class GatewayBook:
             "open_orders": sum(a.open_count for a in self.accounts.values()),
             "pending_requests": len(self.pending),
             "unsequenced_requests": len(self._unsequenced),
-            "incomplete_inputs": len(self._inputs),
-            "held_inputs": len(self._held),
+            "incomplete_inputs": self.gate.incomplete,
+            "held_inputs": self.gate.held,
             "depth": self.depth(now_ns),
             "limit": self.limit,
             "primary": self.primary_id,
             "watermarks": self.watermarks(),
-            "counters": dict(self.counters),
+            "counters": {**self.counters, **self.gate.counters},
             "state_hash": self.state_hash(),
         }
 
     def state_hash(self) -> str:
         """sha256 over the accounts (journal lengths, order tables) and the gate's inputs."""
-        h = hashlib.sha256(struct.pack(">QQQQQ", self.highest_complete, self.max_epoch,
-                                       len(self._inputs), len(self._held), len(self.pending)))
+        gate = self.gate
+        h = hashlib.sha256(struct.pack(">QQQQQ", gate.highest_complete, gate.max_epoch,
+                                       gate.incomplete, gate.held, len(self.pending)))
         for name in sorted(self.accounts):
             h.update(self.accounts[name].canonical())
         return h.hexdigest()

@@ -222,11 +222,11 @@ def test_duplicates_and_stale_epochs_are_dropped() -> None:
     out = Accepted(1, "ALICE", "t1", "ACME", Side.BUY, 10, 10_000, 1)
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 0)
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 1)  # duplicate (seq, index)
-    assert b.counters["duplicate_outputs"] == 1
+    assert b.gate.counters["duplicate_outputs"] == 1
     b.on_engine(EngineStatus(2, True, 2, 1, 0, 0), 2)  # the new primary is in epoch 2
     fill = Executed(1, "ALICE", "t1", 10, 10_000, 1, "R")
     assert b.on_output(rec(fill, 1, 2, epoch=1, gateway_id=9), 3) == ([], [])  # zombie
-    assert b.counters["stale_epoch_outputs"] == 1
+    assert b.gate.counters["stale_epoch_outputs"] == 1
     released = b.on_output(rec(fill, 1, 2, epoch=2, gateway_id=9), 4)  # re-emitted
     assert [o.output for o in released.published] == [out, fill]
     assert b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 5) == ([], [])  # already done

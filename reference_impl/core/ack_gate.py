@@ -1,0 +1,149 @@
+"""The ack gate: which inputs' outputs may leave the gateway, and when.
+
+Theory of operation
+-------------------
+Output records arrive in output-stream order (the receiver sees to that), so
+all records of input seq ``n`` arrive before any of ``n + 1`` from one
+primary. ``on_record`` gathers them by input seq: an input is *complete*
+when all ``count`` records are in. Dropped on the way in:
+
+- records from an epoch below the highest seen (in a record, or in the
+  primary's ``EngineStatus``): a deposed primary's, which count for nothing;
+- a repeated ``(input seq, index)``, and any record of an input at or below
+  the highest complete one: a promoted primary re-emits inputs whole.
+
+A complete input is *held* until the durability policy covers its seq
+(``threshold``):
+
+- ``fsync``: the logger's durable watermark;
+- ``replicated``: the lower of the logger's written watermark and the
+  secondary's applied seq (the written watermark alone without a secondary);
+- ``none``, or ``ungated`` (the test-only fault ``ack_before_durable``):
+  every seq.
+
+``releasable()`` pops the held inputs at or below the threshold, lowest seq
+first, with their records in index order. Watermarks only grow (a restarted
+logger that reports less cannot take back what was durable).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from .output_codec import OutputRecord
+from .status_codec import EngineStatus, LoggerWatermark
+
+POLICIES = ("fsync", "replicated", "none")
+UNGATED = 1 << 64  #: the threshold when nothing gates: above every u64 seq
+
+
+class AckGate:
+    """Gathers output records per input and releases complete inputs by policy."""
+
+    __slots__ = ("durability", "ungated", "has_secondary", "highest_complete", "max_epoch",
+                 "written_seq", "durable_seq", "secondary_applied", "primary_id",
+                 "_primary_epoch", "_incomplete", "_held", "_complete", "counters")
+
+    def __init__(self, durability: str, ungated: bool = False, has_secondary: bool = True) -> None:
+        if durability not in POLICIES:
+            raise ValueError(f"durability must be one of {POLICIES}")
+        self.durability = durability
+        self.ungated = ungated or durability == "none"
+        self.has_secondary = has_secondary
+        self.highest_complete = 0
+        self.max_epoch = 0
+        self.written_seq = 0
+        self.durable_seq = 0
+        self.secondary_applied = 0
+        self.primary_id = 0  #: the engine whose status says primary (highest epoch); 0: unknown
+        self._primary_epoch = -1
+        self._incomplete: dict[int, list[OutputRecord | None]] = {}
+        self._held: list[int] = []  # heap of complete input seqs
+        self._complete: dict[int, list[OutputRecord]] = {}
+        self.counters = {"outputs": 0, "duplicate_outputs": 0, "stale_epoch_outputs": 0}
+
+    # ---------------------------------------------------------------- inputs
+
+    def on_record(self, rec: OutputRecord) -> bool:
+        """Take one record; True when it completed its input (now held)."""
+        if rec.epoch < self.max_epoch:
+            self.counters["stale_epoch_outputs"] += 1
+            return False
+        self.max_epoch = rec.epoch
+        seq = rec.output.seq
+        slots = self._incomplete.get(seq)
+        if slots is None:
+            if seq <= self.highest_complete:
+                self.counters["duplicate_outputs"] += 1
+                return False
+            slots = self._incomplete[seq] = [None] * rec.count
+        if rec.index >= len(slots) or slots[rec.index] is not None:
+            self.counters["duplicate_outputs"] += 1
+            return False
+        self.counters["outputs"] += 1
+        slots[rec.index] = rec
+        if None in slots:
+            return False
+        del self._incomplete[seq]
+        self._complete[seq] = slots  # type: ignore[assignment]
+        if seq > self.highest_complete:
+            self.highest_complete = seq
+        heapq.heappush(self._held, seq)
+        return True
+
+    def on_logger(self, w: LoggerWatermark) -> None:
+        if w.written_seq > self.written_seq:
+            self.written_seq = w.written_seq
+        if w.durable_seq > self.durable_seq:
+            self.durable_seq = w.durable_seq
+
+    def on_engine(self, s: EngineStatus) -> None:
+        if s.primary:
+            if s.epoch >= self._primary_epoch:
+                self._primary_epoch = s.epoch
+                self.primary_id = s.component_id
+            if s.epoch > self.max_epoch:
+                self.max_epoch = s.epoch
+        elif s.applied_seq > self.secondary_applied:
+            self.secondary_applied = s.applied_seq
+
+    # --------------------------------------------------------------- release
+
+    def threshold(self) -> int:
+        """The highest input seq the policy lets out now."""
+        if self.ungated:
+            return UNGATED
+        if self.durability == "fsync":
+            return self.durable_seq
+        if self.has_secondary:
+            return min(self.written_seq, self.secondary_applied)
+        return self.written_seq
+
+    def releasable(self) -> list[tuple[int, list[OutputRecord]]]:
+        """Pop every held input the policy now covers: ``(seq, records)``, lowest seq first."""
+        held = self._held
+        if not held:
+            return []
+        limit = self.threshold()
+        out = []
+        while held and held[0] <= limit:
+            seq = heapq.heappop(held)
+            out.append((seq, self._complete.pop(seq)))
+        return out
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
+    def incomplete(self) -> int:
+        return len(self._incomplete)
+
+    def watermarks(self) -> dict[str, int]:
+        limit = self.threshold()
+        return {"written": self.written_seq, "durable": self.durable_seq,
+                "secondary_applied": self.secondary_applied,
+                "highest_complete": self.highest_complete,
+                "gate": -1 if limit == UNGATED else limit, "epoch": self.max_epoch}

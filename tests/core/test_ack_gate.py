@@ -1,0 +1,53 @@
+"""AckGate alone: thresholds per policy, release order, monotonic watermarks."""
+
+from __future__ import annotations
+
+import pytest
+
+from reference_impl.core.ack_gate import UNGATED, AckGate
+from reference_impl.core.messages import RejectReason, Rejected
+from reference_impl.core.output_codec import OutputRecord
+from reference_impl.core.status_codec import EngineStatus, LoggerWatermark
+
+
+def rec(seq: int, index: int = 0, count: int = 1, epoch: int = 0) -> OutputRecord:
+    return OutputRecord(index, count, epoch, 1, seq, 0, 0, 0,
+                        Rejected(seq, "A", f"t{seq}", RejectReason.UNKNOWN_ORDER))
+
+
+def test_thresholds_by_policy() -> None:
+    fsync, repl, none = AckGate("fsync"), AckGate("replicated"), AckGate("none")
+    for g in (fsync, repl, none):
+        g.on_logger(LoggerWatermark(1, 9, 4, 0))
+        g.on_engine(EngineStatus(2, False, 0, 7, 0, 0))
+    assert (fsync.threshold(), repl.threshold(), none.threshold()) == (4, 7, UNGATED)
+    assert AckGate("fsync", ungated=True).threshold() == UNGATED
+    lone = AckGate("replicated", has_secondary=False)
+    lone.on_logger(LoggerWatermark(1, 9, 4, 0))
+    assert lone.threshold() == 9
+    with pytest.raises(ValueError):
+        AckGate("sometimes")
+
+
+def test_release_in_seq_order_up_to_the_threshold_and_watermarks_never_fall() -> None:
+    g = AckGate("fsync")
+    assert [g.on_record(rec(s)) for s in (1, 2, 3)] == [True, True, True]
+    assert g.releasable() == []
+    g.on_logger(LoggerWatermark(1, 2, 2, 0))
+    assert [seq for seq, _ in g.releasable()] == [1, 2]
+    g.on_logger(LoggerWatermark(1, 0, 0, 0))  # a restarted logger cannot take it back
+    assert g.durable_seq == 2 and g.held == 1
+
+
+def test_records_gather_by_index_and_duplicates_drop() -> None:
+    g = AckGate("none")
+    assert g.on_record(rec(5, 1, 2)) is False
+    assert g.on_record(rec(5, 1, 2)) is False
+    assert g.incomplete == 1 and g.counters["duplicate_outputs"] == 1
+    assert g.on_record(rec(5, 0, 2)) is True
+    (seq, records), = g.releasable()
+    assert seq == 5 and [r.index for r in records] == [0, 1]
+    assert g.on_record(rec(4)) is False  # at or below the highest complete: a re-emission
+    g.on_engine(EngineStatus(3, True, 2, 0, 0, 0))
+    assert g.primary_id == 3
+    assert g.on_record(rec(6, epoch=1)) is False and g.counters["stale_epoch_outputs"] == 1
