@@ -318,11 +318,12 @@ class GatewayNode:
         from reference_impl import http_door, ouch_door  # the doors import this module's types
 
         loop = asyncio.get_running_loop()
-        self.start_udp(loop)
-        ticker = loop.create_task(self._tick())
         ouch = await ouch_door.start(self, HOST, self.gw.ouch_port)
         self.ouch_counters = ouch.counters
         http = await http_door.start(self, HOST, self.gw.http_port)
+        # UDP last: an admin ``health`` answer means both doors are listening
+        self.start_udp(loop)
+        ticker = loop.create_task(self._tick())
         try:
             await stop.wait()
         finally:
