@@ -10,7 +10,8 @@ Two layers:
   four node modules is missing.
 
 Every test kills whatever it started, by pid, even when it fails (``reaper``).
-Ports are the default config shifted by 24000 (unique to this module).
+Ports are the default config shifted by 12000 (unique to this module): 27000-30080,
+below the ephemeral range (32768-60999), so no transient socket can hold one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from reference_impl.cluster import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFSET = 24000
+OFFSET = 12000  #: ports 27000-30080 (relay 29701-29703): below the ephemeral range
 NODES = ("sequencer_node", "engine_node", "logger_node", "gateway_node")
 MISSING = [n for n in NODES if not (ROOT / "reference_impl" / f"{n}.py").exists()]
 needs_nodes = pytest.mark.skipif(
