@@ -362,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(_main(args, cfg))
+    try:
+        asyncio.run(_main(args, cfg))
+    except OSError as exc:  # a port in use, most likely
+        print(f"gateway {args.id}: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
