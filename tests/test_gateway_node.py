@@ -1,6 +1,6 @@
 """The gateway process alone, on real sockets; the test plays sequencer, engine and logger.
 
-Ports: the default config shifted by 20000 (unique to this module). The fake
+Ports: the default config shifted by 8000 (unique to this module). The fake
 sequencer is a UDP socket on ``sequencer.request_port``; the fake primary
 engine sends MoldUDP64 output packets to the gateway's ``output_port``; the
 fake logger, engines and sequencer send status records to ``status_port``.
@@ -36,7 +36,7 @@ from reference_impl.core.messages import (
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
 from reference_impl.node import admin_query
 
-OFFSET = 20000
+OFFSET = 8000  #: unique per test module (ports 23000-26080 here, below the ephemeral range)
 HOST = "127.0.0.1"
 REQUEST_TIMEOUT_S = 1.5
 
