@@ -89,7 +89,7 @@ def _check_session(session: bytes) -> None:
 
 
 def _check_seq(seq: int, count: int) -> None:
-    if type(seq) is not int or not 0 <= seq or seq + count > U64_MAX:
+    if type(seq) is not int or seq < 0 or seq + count > U64_MAX:
         raise ValueError(f"sequence number {seq!r} with {count} messages does not fit a u64")
 
 
