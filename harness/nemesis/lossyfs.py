@@ -1,0 +1,551 @@
+"""lossyfs: a LazyFS-style FUSE passthrough that can lose what was never fsynced.
+
+Run it as ``python -m harness.nemesis.lossyfs BACKING_DIR MOUNTPOINT --control
+SOCKET_PATH``. ``MOUNTPOINT`` may be ``BACKING_DIR`` itself: the backing
+directory is opened before the mount and every operation goes through that
+descriptor (``*at`` calls), so a SUT's data dir can be covered in place and,
+once unmounted, holds the post-power-loss state under its own name.
+
+Every operation is applied to the backing directory at once; before each
+change the rollback journal (``lossy_journal``) records how to take it back.
+The mount uses direct I/O (no page cache), so every ``write(2)`` of the SUT
+reaches this process, and shared writable ``mmap`` is refused by the kernel
+rather than silently bypassing the journal. ``fsync``/``fdatasync`` of a file
+commit that file's content and the namespace log; ``fsync`` of a directory
+commits the namespace log. docs/nemesis-power-off.md lists what is and is not
+modelled.
+
+Control: a Unix socket served by a thread (Python signal handlers do not run
+while FUSE's C loop holds the main thread). One command per line, one JSON
+reply per line:
+
+- ``crash``: roll every file and the namespace back to the last-synced state,
+  then refuse every change (and every open for writing) with EIO;
+- ``stats``: pending files/bytes/records, namespace ops, syncs seen, crashed;
+- ``reset``: accept changes again; the backing dir as it is now is "synced".
+
+A clean unmount (``fusermount3 -u``) without ``crash`` keeps everything, like
+a clean shutdown. The process prints ``ready`` on stdout once mounted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import json
+import os
+import socket
+import stat
+import sys
+import threading
+from collections.abc import Callable
+
+import mfusepy
+
+from harness.nemesis.lossy_journal import (
+    Created, MadeDir, NamespaceLog, PendingWrites, Removed, RemovedDir, Renamed, RollbackReport,
+)
+
+GRAVEYARD = ".lossyfs-graveyard"
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
+RENAME_NOREPLACE = 1
+_STRIP_OPEN = os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL
+_WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
+_STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    if _libc.fallocate(fd, mode, offset, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+class FdFile:
+    """``lossy_journal.FileAccess`` over a file descriptor this object owns."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def reopen(cls, fd: int) -> FdFile:
+        """A read-write descriptor of the same inode (works after rename/unlink, or on O_WRONLY fds)."""
+        return cls(os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC))
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> None:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], offset + done)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def truncate(self, length: int) -> None:
+        os.ftruncate(self.fd, length)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class RootNamespace:
+    """``lossy_journal.NamespaceAccess`` relative to the backing directory's descriptor."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path, dir_fd=self.root)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path, dir_fd=self.root)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        os.mkdir(path, mode, dir_fd=self.root)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.rename(src, dst, src_dir_fd=self.root, dst_dir_fd=self.root)
+
+    def purge(self, grave: str) -> None:
+        if stat.S_ISDIR(os.stat(grave, dir_fd=self.root, follow_symlinks=False).st_mode):
+            os.rmdir(grave, dir_fd=self.root)
+        else:
+            os.unlink(grave, dir_fd=self.root)
+
+
+def _rel(path: str) -> str:
+    rel = path.lstrip("/")
+    if rel.split("/", 1)[0] == GRAVEYARD:
+        raise mfusepy.FuseOSError(errno.ENOENT)
+    return rel or "."
+
+
+def _dirent_mode(e: os.DirEntry) -> int:
+    if e.is_symlink():
+        return stat.S_IFLNK
+    if e.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if e.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return e.stat(follow_symlinks=False).st_mode
+
+
+class LossyOperations(mfusepy.Operations):
+    use_ns = True
+
+    def __init__(self, root: int, real_sync: bool = True) -> None:
+        self.root = root
+        self.ns = RootNamespace(root)
+        self.real_sync = real_sync
+        self.pending = PendingWrites()
+        self.names = NamespaceLog()
+        self._mutex = threading.RLock()
+        self.keys: dict[int, tuple[int, int]] = {}   # open fh -> (st_dev, st_ino)
+        self.crashed = False
+        self.counts = dict(writes=0, bytes_written=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0, crashes=0)
+        self._graves = 0
+        _prepare_graveyard(root)
+
+    # ---------------------------------------------------------- helpers
+
+    def _check_alive(self) -> None:
+        if self.crashed:
+            raise mfusepy.FuseOSError(errno.EIO)
+
+    def _grave(self) -> str:
+        self._graves += 1
+        return f"{GRAVEYARD}/{self._graves}"
+
+    def _key(self, fd: int) -> tuple[int, int]:
+        key = self.keys.get(fd)
+        if key is None:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino)
+        return key
+
+    def _opener(self, fd: int) -> Callable[[], FdFile]:
+        return lambda: FdFile.reopen(fd)
+
+    def _open_fh(self, fd: int) -> int:
+        st = os.fstat(fd)
+        self.keys[fd] = (st.st_dev, st.st_ino)
+        return fd
+
+    def _lexists(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.stat(rel, dir_fd=self.root, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    # ---------------------------------------------------------- reads
+
+    def getattr(self, path, fh=None):
+        st = os.fstat(fh) if fh else os.stat(_rel(path), dir_fd=self.root, follow_symlinks=False)
+        attrs = {k: getattr(st, k) for k in _STAT_KEYS}
+        attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
+        return attrs
+
+    def readlink(self, path):
+        return os.readlink(_rel(path), dir_fd=self.root)
+
+    def opendir(self, path):
+        return os.open(_rel(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.root)
+
+    def readdir(self, path, fh):
+        # Entries need an inode number (use_ino): readdir(3) callers skip d_ino == 0.
+        me = os.fstat(fh)
+        out = [(".", {"st_ino": me.st_ino, "st_mode": me.st_mode}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
+        with os.scandir(fh) as it:
+            for e in it:
+                if path == "/" and e.name == GRAVEYARD:
+                    continue
+                out.append((e.name, {"st_ino": e.inode(), "st_mode": _dirent_mode(e)}, 0))
+        return out
+
+    def releasedir(self, path, fh):
+        os.close(fh)
+        return 0
+
+    def statfs(self, path):
+        sv = os.statvfs(self.root)
+        return {k: getattr(sv, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                            "f_files", "f_ffree", "f_favail", "f_flag", "f_namemax")}
+
+    def read(self, path, size, offset, fh):
+        return os.pread(fh, size, offset)
+
+    # ---------------------------------------------------------- open / close
+
+    def open(self, path, flags):
+        rel = _rel(path)
+        if not flags & _WRITE_ACCESS:
+            return self._open_fh(os.open(rel, (flags & ~_STRIP_OPEN) | os.O_CLOEXEC, dir_fd=self.root))
+        with self._mutex:
+            self._check_alive()
+            fd = self._open_fh(os.open(rel, (flags & ~_STRIP_OPEN) | os.O_CLOEXEC, dir_fd=self.root))
+            if flags & os.O_TRUNC:
+                self.pending.record_truncate(self.keys[fd], self._opener(fd), 0)
+                os.ftruncate(fd, 0)
+            return fd
+
+    def create(self, path, mode, flags=os.O_WRONLY):
+        rel = _rel(path)
+        base = (flags & ~_STRIP_OPEN) | os.O_CLOEXEC
+        with self._mutex:
+            self._check_alive()
+            try:
+                fd = os.open(rel, base | os.O_CREAT | os.O_EXCL, mode, dir_fd=self.root)
+                self.names.add(Created(rel))
+            except FileExistsError:
+                if flags & os.O_EXCL:
+                    raise
+                fd = self._open_fh(os.open(rel, base, dir_fd=self.root))
+                if flags & os.O_TRUNC:
+                    self.pending.record_truncate(self.keys[fd], self._opener(fd), 0)
+                    os.ftruncate(fd, 0)
+            return self._open_fh(fd)
+
+    def flush(self, path, fh):
+        return 0
+
+    def release(self, path, fh):
+        self.keys.pop(fh, None)
+        os.close(fh)
+        return 0
+
+    # ---------------------------------------------------------- content
+
+    def write(self, path, data, offset, fh):
+        with self._mutex:
+            self._check_alive()
+            self.pending.record(self._key(fh), self._opener(fh), offset, len(data))
+            n = os.pwrite(fh, data, offset)
+            self.counts["writes"] += 1
+            self.counts["bytes_written"] += n
+            return n
+
+    def truncate(self, path, length, fh=None):
+        with self._mutex:
+            self._check_alive()
+            fd = fh if fh else os.open(_rel(path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.root)
+            try:
+                self.pending.record_truncate(self._key(fd), self._opener(fd), length)
+                os.ftruncate(fd, length)
+            finally:
+                if fd != fh:
+                    os.close(fd)
+            return 0
+
+    def fallocate(self, path, mode, offset, length, fh):
+        with self._mutex:
+            self._check_alive()
+            if mode in (0, FALLOC_FL_KEEP_SIZE):
+                if mode == 0:   # may extend the size; the bytes it shows are zeros either way
+                    self.pending.record(self._key(fh), self._opener(fh), offset, 0)
+            elif mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) and not mode & ~0x13:
+                self.pending.record(self._key(fh), self._opener(fh), offset, length)
+            else:   # collapse/insert range: they shift bytes, which the journal does not model
+                raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
+            _fallocate(fh, mode, offset, length)
+            return 0
+
+    def fsync(self, path, datasync, fh):
+        with self._mutex:
+            self._check_alive()
+            if self.real_sync:
+                (os.fdatasync if datasync else os.fsync)(fh)
+            self.pending.sync(self._key(fh))
+            self.names.commit(self.ns)
+            self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
+            return 0
+
+    def fsyncdir(self, path, datasync, fh):
+        with self._mutex:
+            self._check_alive()
+            if self.real_sync and fh:
+                os.fsync(fh)
+            self.names.commit(self.ns)
+            self.counts["fsyncdirs"] += 1
+            return 0
+
+    # ---------------------------------------------------------- namespace
+
+    def mknod(self, path, mode, dev):
+        with self._mutex:
+            self._check_alive()
+            os.mknod(_rel(path), mode, dev, dir_fd=self.root)
+            self.names.add(Created(_rel(path)))
+            return 0
+
+    def mkdir(self, path, mode):
+        with self._mutex:
+            self._check_alive()
+            os.mkdir(_rel(path), mode, dir_fd=self.root)
+            self.names.add(MadeDir(_rel(path)))
+            return 0
+
+    def symlink(self, target, source):
+        with self._mutex:
+            self._check_alive()
+            os.symlink(source, _rel(target), dir_fd=self.root)
+            self.names.add(Created(_rel(target)))
+            return 0
+
+    def link(self, target, source):
+        with self._mutex:
+            self._check_alive()
+            os.link(_rel(source), _rel(target), src_dir_fd=self.root, dst_dir_fd=self.root,
+                    follow_symlinks=False)
+            self.names.add(Created(_rel(target)))
+            return 0
+
+    def unlink(self, path):
+        rel = _rel(path)
+        with self._mutex:
+            self._check_alive()
+            if self._lexists(rel) is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            grave = self._grave()
+            self.ns.rename(rel, grave)
+            self.names.add(Removed(rel, grave))
+            return 0
+
+    def rmdir(self, path):
+        rel = _rel(path)
+        with self._mutex:
+            self._check_alive()
+            mode = os.stat(rel, dir_fd=self.root, follow_symlinks=False).st_mode
+            os.rmdir(rel, dir_fd=self.root)
+            self.names.add(RemovedDir(rel, stat.S_IMODE(mode)))
+            return 0
+
+    def rename(self, old, new, flags=0):
+        src, dst = _rel(old), _rel(new)
+        with self._mutex:
+            self._check_alive()
+            if flags & ~RENAME_NOREPLACE:   # RENAME_EXCHANGE / WHITEOUT: not modelled
+                raise mfusepy.FuseOSError(errno.EINVAL)
+            s, d = self._lexists(src), self._lexists(dst)
+            if s is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            if d is not None and flags & RENAME_NOREPLACE:
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            if d is not None and (d.st_dev, d.st_ino) == (s.st_dev, s.st_ino):
+                return 0   # two links to one inode: rename(2) does nothing
+            displaced = None
+            if d is not None:
+                displaced = self._grave()
+                if stat.S_ISDIR(d.st_mode):
+                    if not stat.S_ISDIR(s.st_mode):
+                        raise mfusepy.FuseOSError(errno.EISDIR)
+                    self.ns.rename(dst, displaced)   # an empty dir: not atomic, but nobody can see it
+                else:
+                    os.link(dst, displaced, src_dir_fd=self.root, dst_dir_fd=self.root,
+                            follow_symlinks=False)
+            try:
+                self.ns.rename(src, dst)
+            except OSError:
+                if displaced is not None:
+                    if stat.S_ISDIR(d.st_mode):
+                        self.ns.rename(displaced, dst)
+                    else:
+                        os.unlink(displaced, dir_fd=self.root)
+                raise
+            self.names.add(Renamed(src, dst, displaced))
+            return 0
+
+    def chmod(self, path, mode):
+        os.chmod(_rel(path), mode, dir_fd=self.root)
+        return 0
+
+    def chown(self, path, uid, gid):
+        os.chown(_rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False)
+        return 0
+
+    def utimens(self, path, times=None):
+        os.utime(_rel(path), ns=times, dir_fd=self.root, follow_symlinks=False)
+        return 0
+
+    # ---------------------------------------------------------- lifecycle / control
+
+    def init(self, path):
+        print("ready", flush=True)
+
+    def destroy(self, path):
+        with self._mutex:
+            if not self.crashed:   # a clean unmount: everything written stays
+                self.names.commit(self.ns)
+                self.pending.close()
+            _remove_graveyard(self.root)
+
+    def crash(self) -> dict:
+        with self._mutex:
+            if self.crashed:
+                return {"ok": True, "already_crashed": True}
+            self.crashed = True
+            self.counts["crashes"] += 1
+            report = self.pending.rollback(RollbackReport())
+            self.names.rollback(self.ns, report)
+            return {"ok": True, **report.to_json()}
+
+    def reset(self) -> dict:
+        with self._mutex:
+            self.crashed = False
+            return self.stats()
+
+    def stats(self) -> dict:
+        with self._mutex:
+            return {"ok": True, "crashed": self.crashed, **self.pending.stats(),
+                    "pending_namespace_ops": len(self.names), **self.counts}
+
+
+class _LossyFUSE(mfusepy.FUSE):
+    """mfusepy drops ``rename``'s flags and ``truncate``'s handle under FUSE 3; forward both."""
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+        return self.operations.rename(old.decode(self.encoding, self.errors),
+                                      new.decode(self.encoding, self.errors), flags)
+
+    def truncate_fuse_3(self, path, length, fip) -> int:
+        fh = fip.contents.fh if fip else None
+        return self.operations.truncate(None if path is None else path.decode(self.encoding, self.errors),
+                                        length, fh)
+
+
+def _prepare_graveyard(root: int) -> None:
+    try:
+        os.mkdir(GRAVEYARD, 0o700, dir_fd=root)
+    except FileExistsError:   # left by a killed lossyfs: those entries were unlinked, let them go
+        _remove_graveyard(root)
+        os.mkdir(GRAVEYARD, 0o700, dir_fd=root)
+
+
+def _remove_graveyard(root: int) -> None:
+    try:
+        gfd = os.open(GRAVEYARD, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root)
+    except FileNotFoundError:
+        return
+    try:
+        for name in os.listdir(gfd):
+            try:
+                RootNamespace(gfd).purge(name)
+            except OSError as e:
+                print(f"lossyfs: cannot remove {GRAVEYARD}/{name}: {e}", file=sys.stderr, flush=True)
+    finally:
+        os.close(gfd)
+    try:
+        os.rmdir(GRAVEYARD, dir_fd=root)
+    except OSError as e:
+        print(f"lossyfs: cannot remove {GRAVEYARD}: {e}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ control channel
+
+def serve_control(ops: LossyOperations, path: str) -> threading.Thread:
+    """Bind the control socket now (so it exists once ``ready`` is printed) and serve it in a thread."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    os.chmod(path, 0o600)
+    srv.listen(8)
+    commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset}
+
+    def handle(conn: socket.socket) -> None:
+        with conn, conn.makefile("rwb") as f:
+            for line in f:
+                cmd = line.decode(errors="replace").strip()
+                try:
+                    reply = commands[cmd]() if cmd in commands else {"ok": False, "error": f"unknown command {cmd!r}"}
+                except Exception as e:   # report, never kill the control thread
+                    reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                f.write((json.dumps(reply, sort_keys=True) + "\n").encode())
+                f.flush()
+
+    def loop() -> None:
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=handle, args=(conn,), daemon=True, name="lossyfs-control-conn").start()
+
+    t = threading.Thread(target=loop, daemon=True, name="lossyfs-control")
+    t.start()
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.nemesis.lossyfs", description=__doc__.split("\n")[0])
+    ap.add_argument("backing", help="the directory that holds the data (may equal MOUNTPOINT)")
+    ap.add_argument("mountpoint")
+    ap.add_argument("--control", required=True, help="Unix socket path for crash/stats/reset")
+    ap.add_argument("--allow-other", action="store_true", help="let other users reach the mount")
+    ap.add_argument("--no-real-sync", action="store_true",
+                    help="do not pass fsync/fdatasync through to the backing filesystem")
+    ap.add_argument("--debug", action="store_true", help="libfuse debug output on stderr")
+    args = ap.parse_args(argv)
+
+    root = os.open(args.backing, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)   # before the mount covers it
+    ops = LossyOperations(root, real_sync=not args.no_real_sync)
+    serve_control(ops, args.control)
+    options = dict(foreground=True, direct_io=True, use_ino=True, default_permissions=True,
+                   fsname="lossyfs", attr_timeout=0, entry_timeout=0, negative_timeout=0)
+    if args.allow_other:
+        options["allow_other"] = True
+    if args.debug:
+        options["debug"] = True
+    _LossyFUSE(ops, args.mountpoint, **options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
