@@ -46,7 +46,8 @@ from .messages import Executed
 MARKET_KEY = -(1 << 62)
 
 _new = tuple.__new__
-_COMPACT_SLACK = 16
+#: a level is compacted when its dead entries outnumber its live ones by this much
+COMPACT_SLACK = 16
 
 
 class Order:
@@ -218,7 +219,7 @@ def remove(order: Order) -> None:
     live = level.live - 1
     if live:
         level.live = live
-        if len(level) > (live << 1) + _COMPACT_SLACK:
+        if len(level) > (live << 1) + COMPACT_SLACK:
             alive = [o for o in level if o.open]
             level.clear()
             level.extend(alive)

@@ -63,7 +63,7 @@ and gives the same outputs for the same continuation.
 from __future__ import annotations
 
 from . import engine_snapshot
-from .book import MARKET_KEY, Book, Order, remove
+from .book import COMPACT_SLACK, MARKET_KEY, Book, Order, remove
 from .errors import SequenceGapError
 from .messages import (
     MAX_PRICE,
@@ -91,6 +91,7 @@ from .messages import (
 from .rules import Instruments, check_cancel_fields, check_new_order, check_replace_fields
 
 _new = tuple.__new__
+_alloc = object.__new__
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrdType.LIMIT
@@ -135,11 +136,14 @@ class Engine:
                 return []
             raise SequenceGapError(self.last_applied_seq + 1, seq)
         body = msg.body
-        try:
-            handler = self._dispatch[type(body)]
-        except KeyError:
-            raise TypeError(f"seq {seq}: not a message body: {type(body).__name__}") from None
-        out = handler(seq, msg.account, body)
+        if type(body) is NewOrder:  # the commonest body skips the dispatch table
+            out = self._on_new_order(seq, msg.account, body)
+        else:
+            try:
+                handler = self._dispatch[type(body)]
+            except KeyError:
+                raise TypeError(f"seq {seq}: not a message body: {type(body).__name__}") from None
+            out = handler(seq, msg.account, body)
         self.last_applied_seq = seq
         return out
 
@@ -151,8 +155,10 @@ class Engine:
         price = body.price
         side = body.side
         ord_type = body.ord_type
+        tif = body.tif
+        min_qty = body.min_qty
         book = self._books.get(body.symbol)
-        if (book is None or body.min_qty or body.tif not in _TIFS
+        if (book is None or min_qty or tif not in _TIFS
                 or (side is not _BUY and side is not _SELL)
                 or type(qty) is not int or not 0 < qty <= MAX_QTY
                 or (ord_type is not _LIMIT and ord_type is not _MARKET)
@@ -185,7 +191,6 @@ class Engine:
         else:
             out = [_new(Accepted, (seq, account, token, book.symbol, side, qty, 0, ref))]
             limit_key = MARKET_KEY
-        min_qty = body.min_qty
         if min_qty and not book.can_fill(is_buy, limit_key, min_qty):
             tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, qty, _IOC)))
@@ -199,7 +204,7 @@ class Engine:
                 return out
         else:
             remaining = qty
-        if body.tif or ord_type is not _LIMIT:
+        if tif or ord_type is not _LIMIT:
             tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, remaining, _IOC)))
             return out
@@ -209,9 +214,16 @@ class Engine:
         level = half.levels.get(-limit_key)
         if level is None:
             level = half.add_level(price)
-        level.append(Order(account, token, qty, remaining, ref, level))
+        order = tokens[token] = _alloc(Order)  # Order(...) inlined: a class call is slow
+        order.account = account
+        order.token = token
+        order.qty = qty
+        order.open = remaining
+        order.canceled = 0
+        order.order_ref = ref
+        order.level = level
+        level.append(order)
         level.live += 1
-        tokens[token] = level[-1]
         return out
 
     def _on_cancel(self, seq: int, account: str, body: Cancel) -> list[Output]:
@@ -231,8 +243,14 @@ class Engine:
             order.open = keep
         else:
             keep = 0
-            remove(order)
             tokens[token] = None
+            level = order.level
+            live = level.live - 1
+            if live and len(level) <= (live << 1) + COMPACT_SLACK:
+                order.open = 0  # book.remove, inlined for its commonest case
+                level.live = live
+            else:
+                remove(order)
         order.canceled += open_ - keep
         return [_new(Canceled, (seq, account, token, open_ - keep, _USER))]
 
