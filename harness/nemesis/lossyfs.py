@@ -52,6 +52,7 @@ FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 FALLOC_FL_ZERO_RANGE = 0x10
 RENAME_NOREPLACE = 1
+_O_FULLSYNC = os.O_SYNC & ~os.O_DSYNC   # O_SYNC is __O_SYNC | O_DSYNC on Linux
 _STRIP_OPEN = os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL
 _WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
 _STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
@@ -151,7 +152,8 @@ class LossyOperations(mfusepy.Operations):
         self._mutex = threading.RLock()
         self.keys: dict[int, tuple[int, int]] = {}   # open fh -> (st_dev, st_ino)
         self.crashed = False
-        self.counts = dict(writes=0, bytes_written=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0, crashes=0)
+        self.counts = dict(writes=0, bytes_written=0, sync_writes=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0,
+                           crashes=0)
         self._graves = 0
         _prepare_graveyard(root)
 
@@ -264,13 +266,18 @@ class LossyOperations(mfusepy.Operations):
 
     # ---------------------------------------------------------- content
 
-    def write(self, path, data, offset, fh):
+    def write(self, path, data, offset, fh, flags=0):
+        """``flags`` are the write's: O_DSYNC/O_SYNC from the open or from pwritev2(RWF_DSYNC)."""
         with self._mutex:
             self._check_alive()
-            self.pending.record(self._key(fh), self._opener(fh), offset, len(data))
+            key = self._key(fh)
+            self.pending.record(key, self._opener(fh), offset, len(data))
             n = os.pwrite(fh, data, offset)
             self.counts["writes"] += 1
             self.counts["bytes_written"] += n
+            if flags & os.O_DSYNC:   # a synchronous write is durable when it returns
+                self._commit(fh, key, datasync=not flags & _O_FULLSYNC)
+                self.counts["sync_writes"] += 1
             return n
 
     def truncate(self, path, length, fh=None):
@@ -298,13 +305,16 @@ class LossyOperations(mfusepy.Operations):
             _fallocate(fh, mode, offset, length)
             return 0
 
+    def _commit(self, fh: int, key: tuple[int, int], datasync: bool) -> None:
+        if self.real_sync:
+            (os.fdatasync if datasync else os.fsync)(fh)
+        self.pending.sync(key)
+        self.names.commit(self.ns)
+
     def fsync(self, path, datasync, fh):
         with self._mutex:
             self._check_alive()
-            if self.real_sync:
-                (os.fdatasync if datasync else os.fsync)(fh)
-            self.pending.sync(self._key(fh))
-            self.names.commit(self.ns)
+            self._commit(fh, self._key(fh), bool(datasync))
             self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
             return 0
 
@@ -404,14 +414,17 @@ class LossyOperations(mfusepy.Operations):
             return 0
 
     def chmod(self, path, mode):
+        self._check_alive()
         os.chmod(_rel(path), mode, dir_fd=self.root)
         return 0
 
     def chown(self, path, uid, gid):
+        self._check_alive()
         os.chown(_rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False)
         return 0
 
     def utimens(self, path, times=None):
+        self._check_alive()
         os.utime(_rel(path), ns=times, dir_fd=self.root, follow_symlinks=False)
         return 0
 
@@ -449,7 +462,17 @@ class LossyOperations(mfusepy.Operations):
 
 
 class _LossyFUSE(mfusepy.FUSE):
-    """mfusepy drops ``rename``'s flags and ``truncate``'s handle under FUSE 3; forward both."""
+    """mfusepy drops ``write``'s flags, ``rename``'s flags and ``truncate``'s handle; forward them.
+
+    The write flags matter: the kernel sends no FUSE fsync for an O_DSYNC/O_SYNC
+    write (or pwritev2 with RWF_DSYNC) under direct I/O, it only sets O_DSYNC
+    in that write's flags.
+    """
+
+    def write(self, path, buf, size: int, offset: int, fip) -> int:
+        fi = fip.contents
+        return self.operations.write(None if path is None else path.decode(self.encoding, self.errors),
+                                     ctypes.string_at(buf, size), offset, fi.fh, fi.flags)
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return self.operations.rename(old.decode(self.encoding, self.errors),

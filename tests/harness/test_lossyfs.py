@@ -148,6 +148,21 @@ def test_truncate_and_fallocate_are_undone(lossy):
     assert (backing / "opened_trunc").read_bytes() == b"keep"
 
 
+def test_synchronous_writes_are_durable_without_fsync(lossy):
+    """O_DSYNC / O_SYNC opens and pwritev2(RWF_DSYNC): the kernel sends no fsync, only the flag."""
+    backing, mnt, m = lossy
+    _write(mnt / "dsync", b"d", flags=os.O_WRONLY | os.O_CREAT | os.O_DSYNC)
+    _write(mnt / "sync", b"s", flags=os.O_WRONLY | os.O_CREAT | os.O_SYNC)
+    fd = os.open(mnt / "rwf", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.pwritev(fd, [b"r"], 0, os.RWF_DSYNC)
+    os.pwrite(fd, b"plain, lost", 1)
+    os.close(fd)
+    assert m.stats()["sync_writes"] == 3
+    m.crash()
+    m.unmount()
+    assert {p.name: p.read_bytes() for p in backing.iterdir()} == {"dsync": b"d", "sync": b"s", "rwf": b"r"}
+
+
 def test_reference_wal_keeps_exactly_the_synced_records(lossy):
     """The reference logger's WAL path: posix_fallocate, pwrite, fdatasync, directory fsync."""
     backing, mnt, m = lossy
