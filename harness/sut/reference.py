@@ -1,0 +1,251 @@
+"""``ReferenceSut``: the reference implementation, launched by ``reference_impl.cluster``.
+
+The packaged default config (or a given one) gets the constructor's
+overrides (durability, transport, the test-only ``faults`` and
+``fsync_delay_ms``), then, at each ``start()``, every port is moved by one
+offset taken from ``harness.sut.ports`` (the previous offset is tried first,
+so a cold restart usually keeps its endpoints; ``port_offset=`` fixes it).
+The offset is held from ``start()`` to ``stop()``.
+
+``bus_relay=True`` puts ``harness.nemesis.udp_relay``'s fault-injecting relay
+(a thread of this process, clean until ``relay.set_rates(...)``) between the
+sequencer and the input-stream subscribers: the sequencer alone gets the
+config from ``udp_relay.relayed`` whose fan-out targets are the relay's
+ports, inside the same port block. Needs ``transport="unicast"``.
+
+``journal()`` reads the logger's WAL (``harness.sut.journal``); digests and
+checkpoints come from each node's UDP admin endpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
+from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.sut import ports as port_alloc
+from harness.sut.base import ROLES, NotSupported, Sut, SutError, check_feature
+from harness.sut.journal import wal_journal, wal_records
+from reference_impl import config as config_mod
+from reference_impl import node
+from reference_impl.cluster import Cluster, ClusterStartError, plan_components
+from reference_impl.config import HOST, ClusterConfig
+
+RELAY_BASE_PORT = 17701  #: the relay's listen ports, before the offset (test_cluster agrees)
+_OFFERED = frozenset({"http", "ouch", "digest", "checkpoints", "journal", "power_off", "kill",
+                      "pause", "restart", "faults"})
+
+
+def _role(component: str, cfg: ClusterConfig) -> str:
+    if component.startswith("engine-"):
+        return cfg.engine(int(component.split("-", 1)[1])).role
+    if component.startswith("gateway-"):
+        return "gateway"
+    return component if component in ROLES else "other"
+
+
+class ReferenceSut(Sut):
+    """The reference cluster as a SUT; see the module doc."""
+
+    name = "reference"
+
+    def __init__(self, run_dir: str | Path, seed: int = 0, *,
+                 config: ClusterConfig | str | Path | None = None,
+                 durability: str | None = None, transport: str | None = None,
+                 faults: tuple[str, ...] | list[str] | None = None,
+                 fsync_delay_ms: int | None = None, bus_relay: bool = False,
+                 relay_rates: UdpFaultRates = CLEAN, port_offset: int | None = None,
+                 health_timeout_s: float = 20.0, stop_grace_s: float = 5.0) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.seed = seed
+        base = config if isinstance(config, ClusterConfig) else config_mod.load(config)
+        changes: dict[str, Any] = {}
+        if durability is not None:
+            if durability not in config_mod.DURABILITY:
+                raise ValueError(f"durability must be one of {config_mod.DURABILITY}")
+            changes["durability"] = durability
+        if transport is not None:
+            if transport not in config_mod.TRANSPORTS:
+                raise ValueError(f"transport must be one of {config_mod.TRANSPORTS}")
+            changes["transport"] = transport
+        if faults is not None:
+            changes["faults"] = tuple(faults)
+        if fsync_delay_ms is not None:
+            changes["logger"] = dataclasses.replace(base.logger, fsync_delay_ms=fsync_delay_ms)
+        self.base_config = base.with_overrides(**changes)
+        if bus_relay and self.base_config.transport != "unicast":
+            raise ValueError("bus_relay needs transport='unicast'")
+        self.bus_relay = bus_relay
+        self.relay_rates = relay_rates
+        self.port_offset = port_offset
+        self.health_timeout_s = health_timeout_s
+        self.stop_grace_s = stop_grace_s
+        self.relay_ports_base = self._relay_ports(self.base_config) if bus_relay else []
+        self.config: ClusterConfig | None = None  #: the effective (shifted) config once started
+        self.cluster: Cluster | None = None
+        self.relay: UdpFaultRelay | None = None
+        self.relay_counts = None  #: the relay's final counts after ``stop()``
+        self._block: port_alloc.PortBlock | None = None
+        self._last_offset: int | None = port_offset
+        self._plan = {c.name: c for c in plan_components(self.base_config)}
+
+    @staticmethod
+    def _relay_ports(cfg: ClusterConfig) -> list[int]:
+        taken, out, p = set(cfg.ports()), [], RELAY_BASE_PORT
+        while len(out) < len(input_subscriber_ports(cfg)):
+            if p not in taken:
+                out.append(p)
+            p += 1
+        return out
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> ReferenceSut:
+        if self.cluster is not None:
+            raise RuntimeError("ReferenceSut is already started")
+        all_ports = self.base_config.ports() + self.relay_ports_base
+        if self.port_offset is not None:
+            block = port_alloc.take(all_ports, self.port_offset)
+        else:
+            block = port_alloc.allocate(all_ports, prefer=self._last_offset)
+        self._block, self._last_offset = block, block.offset
+        cfg = self.base_config.shifted(block.offset)
+        own: dict[str, ClusterConfig] = {}
+        try:
+            if self.bus_relay:
+                seq_cfg, routes = relayed(cfg, [p + block.offset for p in self.relay_ports_base])
+                own["sequencer"] = seq_cfg
+                self.relay = UdpFaultRelay(routes, self.seed, self.relay_rates).start()
+            self.config = cfg
+            self.cluster = Cluster(cfg, self.run_dir, component_configs=own,
+                                   health_timeout_s=self.health_timeout_s,
+                                   stop_grace_s=self.stop_grace_s)
+            self.cluster.start()
+        except BaseException as exc:
+            self._teardown()
+            if isinstance(exc, ClusterStartError):
+                raise SutError(exc.component, exc.reason, exc.log_tail) from exc
+            raise
+        return self
+
+    def stop(self) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        if self.cluster is not None:
+            outcome, self.cluster = self.cluster.stop(), None
+        self._teardown()
+        return outcome
+
+    def _teardown(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+        if self.relay is not None:
+            self.relay_counts = self.relay.stop()
+            self.relay = None
+        if self._block is not None:
+            self._block.release()
+            self._block = None
+
+    # -------------------------------------------------------------- description
+
+    @property
+    def durability(self) -> str:
+        return self.base_config.durability
+
+    def _cfg(self) -> ClusterConfig:
+        if self.config is None:
+            raise RuntimeError("ReferenceSut is not started: its ports are chosen by start()")
+        return self.config
+
+    def _cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise RuntimeError("ReferenceSut is not started")
+        return self.cluster
+
+    def endpoints(self) -> dict[str, Any]:
+        gws = self._cfg().gateways
+        doors = {f"gateway-{g.id}": {"http": f"http://{HOST}:{g.http_port}",
+                                     "ouch": (HOST, g.ouch_port)} for g in gws}
+        first = doors[f"gateway-{gws[0].id}"]
+        return {"http": first["http"], "ouch": first["ouch"], "gateways": doors}
+
+    def accounts(self) -> dict[str, str]:
+        return dict(self.base_config.accounts)
+
+    def instruments(self) -> dict[str, int]:
+        return dict(self.base_config.instruments)
+
+    def components(self) -> dict[str, int]:
+        return self.cluster.components() if self.cluster is not None else {}
+
+    def roles(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self._plan:
+            out.setdefault(_role(name, self.base_config), []).append(name)
+        return out
+
+    def offers(self, feature: str) -> bool:
+        check_feature(feature)
+        if feature == "bus_relay":
+            return self.bus_relay
+        return feature in _OFFERED
+
+    def data_dirs(self) -> dict[str, Path]:
+        d = Path(self.base_config.logger.data_dir)
+        return {"logger": d if d.is_absolute() else self.run_dir / d}
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / "logs" / f"{name}.log"
+
+    # -------------------------------------------------------------- nemesis verbs
+
+    def kill(self, name: str) -> None:
+        self._cluster().kill(name)
+
+    def pause(self, name: str) -> None:
+        self._cluster().pause(name)
+
+    def resume(self, name: str) -> None:
+        self._cluster().resume(name)
+
+    def restart(self, name: str) -> int:
+        try:
+            return self._cluster().restart(name)
+        except ClusterStartError as exc:
+            raise SutError(exc.component, exc.reason, exc.log_tail) from exc
+
+    # -------------------------------------------------------------- state
+
+    def _admin_port(self, name: str) -> int:
+        if name not in self._plan:
+            raise KeyError(f"no component {name!r} (have: {', '.join(self._plan)})")
+        self._cfg()
+        return self._plan[name].admin_port + self._last_offset  # type: ignore[operator]
+
+    def admin(self, name: str, command: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """One admin command to a component's UDP admin endpoint (see docs/*-node.md)."""
+        return node.admin_query(self._admin_port(name), command, timeout_s)
+
+    def digest(self, name: str) -> dict[str, Any]:
+        return self.admin(name, "digest")
+
+    def checkpoints(self, name: str) -> list[tuple[int, str]]:
+        if not name.startswith("engine-"):
+            raise NotSupported(f"reference: only engines record checkpoints, not {name!r}")
+        out: list[tuple[int, str]] = []
+        after = 0
+        while True:
+            reply = self.admin(name, f"checkpoints {after}")
+            out += [(int(s), str(h)) for s, h in reply["checkpoints"]]
+            if reply.get("next_after") is None:
+                return out
+            after = int(reply["next_after"])
+
+    def journal(self) -> list[dict]:
+        return wal_journal(self.data_dirs()["logger"])
+
+    def wal_records(self) -> list[tuple[int, bytes]]:
+        """The intact WAL records as ``(seq, payload)`` (what the checkers take)."""
+        return wal_records(self.data_dirs()["logger"])
