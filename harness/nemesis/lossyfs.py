@@ -6,8 +6,9 @@ directory is opened before the mount and every operation goes through that
 descriptor (``*at`` calls), so a SUT's data dir can be covered in place and,
 once unmounted, holds the post-power-loss state under its own name.
 
-Every operation is applied to the backing directory at once; before each
-change the rollback journal (``lossy_journal``) records how to take it back.
+Every operation is applied to the backing directory at once (through
+``lossy_backing``); before each change the rollback journal
+(``lossy_journal``) records how to take it back.
 The mount uses direct I/O (no page cache), so every ``write(2)`` of the SUT
 reaches this process, and shared writable ``mmap`` is refused by the kernel
 rather than silently bypassing the journal. ``fsync``/``fdatasync`` of a file
@@ -43,84 +44,19 @@ from collections.abc import Callable
 
 import mfusepy
 
+from harness.nemesis.lossy_backing import (
+    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, GRAVEYARD, FdFile, RootNamespace,
+    fallocate, prepare_graveyard, remove_graveyard,
+)
 from harness.nemesis.lossy_journal import (
     Created, MadeDir, NamespaceLog, PendingWrites, Removed, RemovedDir, Renamed, RollbackReport,
 )
 
-GRAVEYARD = ".lossyfs-graveyard"
-FALLOC_FL_KEEP_SIZE = 0x01
-FALLOC_FL_PUNCH_HOLE = 0x02
-FALLOC_FL_ZERO_RANGE = 0x10
 RENAME_NOREPLACE = 1
 _O_FULLSYNC = os.O_SYNC & ~os.O_DSYNC   # O_SYNC is __O_SYNC | O_DSYNC on Linux
 _STRIP_OPEN = os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL
 _WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
 _STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-
-
-def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
-    if _libc.fallocate(fd, mode, offset, length) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-class FdFile:
-    """``lossy_journal.FileAccess`` over a file descriptor this object owns."""
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    @classmethod
-    def reopen(cls, fd: int) -> FdFile:
-        """A read-write descriptor of the same inode (works after rename/unlink, or on O_WRONLY fds)."""
-        return cls(os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC))
-
-    def pread(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
-
-    def pwrite(self, data: bytes, offset: int) -> None:
-        done = 0
-        while done < len(data):
-            done += os.pwrite(self.fd, data[done:], offset + done)
-
-    def size(self) -> int:
-        return os.fstat(self.fd).st_size
-
-    def truncate(self, length: int) -> None:
-        os.ftruncate(self.fd, length)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class RootNamespace:
-    """``lossy_journal.NamespaceAccess`` relative to the backing directory's descriptor."""
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-
-    def unlink(self, path: str) -> None:
-        os.unlink(path, dir_fd=self.root)
-
-    def rmdir(self, path: str) -> None:
-        os.rmdir(path, dir_fd=self.root)
-
-    def mkdir(self, path: str, mode: int) -> None:
-        os.mkdir(path, mode, dir_fd=self.root)
-
-    def rename(self, src: str, dst: str) -> None:
-        os.rename(src, dst, src_dir_fd=self.root, dst_dir_fd=self.root)
-
-    def purge(self, grave: str) -> None:
-        if stat.S_ISDIR(os.stat(grave, dir_fd=self.root, follow_symlinks=False).st_mode):
-            os.rmdir(grave, dir_fd=self.root)
-        else:
-            os.unlink(grave, dir_fd=self.root)
 
 
 def _rel(path: str) -> str:
@@ -155,7 +91,7 @@ class LossyOperations(mfusepy.Operations):
         self.counts = dict(writes=0, bytes_written=0, sync_writes=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0,
                            crashes=0)
         self._graves = 0
-        _prepare_graveyard(root)
+        prepare_graveyard(root)
 
     # ---------------------------------------------------------- helpers
 
@@ -302,7 +238,7 @@ class LossyOperations(mfusepy.Operations):
                 self.pending.record(self._key(fh), self._opener(fh), offset, length)
             else:   # collapse/insert range: they shift bytes, which the journal does not model
                 raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
-            _fallocate(fh, mode, offset, length)
+            fallocate(fh, mode, offset, length)
             return 0
 
     def _commit(self, fh: int, key: tuple[int, int], datasync: bool) -> None:
@@ -438,7 +374,7 @@ class LossyOperations(mfusepy.Operations):
             if not self.crashed:   # a clean unmount: everything written stays
                 self.names.commit(self.ns)
                 self.pending.close()
-            _remove_graveyard(self.root)
+            remove_graveyard(self.root)
 
     def crash(self) -> dict:
         with self._mutex:
@@ -482,33 +418,6 @@ class _LossyFUSE(mfusepy.FUSE):
         fh = fip.contents.fh if fip else None
         return self.operations.truncate(None if path is None else path.decode(self.encoding, self.errors),
                                         length, fh)
-
-
-def _prepare_graveyard(root: int) -> None:
-    try:
-        os.mkdir(GRAVEYARD, 0o700, dir_fd=root)
-    except FileExistsError:   # left by a killed lossyfs: those entries were unlinked, let them go
-        _remove_graveyard(root)
-        os.mkdir(GRAVEYARD, 0o700, dir_fd=root)
-
-
-def _remove_graveyard(root: int) -> None:
-    try:
-        gfd = os.open(GRAVEYARD, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root)
-    except FileNotFoundError:
-        return
-    try:
-        for name in os.listdir(gfd):
-            try:
-                RootNamespace(gfd).purge(name)
-            except OSError as e:
-                print(f"lossyfs: cannot remove {GRAVEYARD}/{name}: {e}", file=sys.stderr, flush=True)
-    finally:
-        os.close(gfd)
-    try:
-        os.rmdir(GRAVEYARD, dir_fd=root)
-    except OSError as e:
-        print(f"lossyfs: cannot remove {GRAVEYARD}: {e}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ control channel
