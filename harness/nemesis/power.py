@@ -137,6 +137,7 @@ class LossyMount:
             raise LossyFsError(f"{self.mountpoint} is already mounted by pid {self.proc.pid}")
         if os.path.ismount(self.mountpoint):
             raise LossyFsError(f"{self.mountpoint} is already a mount point")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "harness.nemesis.lossyfs", str(self.backing), str(self.mountpoint),
                "--control", str(self.control_path)]
         if self.allow_other:

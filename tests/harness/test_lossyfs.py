@@ -36,7 +36,6 @@ def lossy(tmp_path, fuse_ok):
     backing.mkdir()
     mnt.mkdir()
     m = LossyMount(backing, mnt, work_dir=tmp_path / "work")
-    (tmp_path / "work").mkdir()
     try:
         yield backing, mnt, m.mount()
     finally:
