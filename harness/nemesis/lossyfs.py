@@ -54,7 +54,9 @@ from harness.nemesis.lossy_journal import (
 
 RENAME_NOREPLACE = 1
 _O_FULLSYNC = os.O_SYNC & ~os.O_DSYNC   # O_SYNC is __O_SYNC | O_DSYNC on Linux
-_STRIP_OPEN = os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL
+# Flags lossyfs carries out itself (truncate is journaled, the kernel gives append offsets, sync
+# writes commit per write) or that would break its pwrites (O_DIRECT alignment): not for the backing.
+_STRIP_OPEN = (os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_DIRECT | os.O_SYNC | os.O_DSYNC)
 _WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
 _STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
 

@@ -162,6 +162,14 @@ def test_synchronous_writes_are_durable_without_fsync(lossy):
     assert {p.name: p.read_bytes() for p in backing.iterdir()} == {"dsync": b"d", "sync": b"s", "rwf": b"r"}
 
 
+def test_o_direct_opens_work_with_unaligned_writes(lossy):
+    """The mount is direct I/O already; O_DIRECT must not reach the backing file's descriptor."""
+    backing, mnt, m = lossy
+    _write(mnt / "f", b"odd-sized", flags=os.O_WRONLY | os.O_CREAT | os.O_DIRECT, sync="fsync")
+    m.unmount()
+    assert (backing / "f").read_bytes() == b"odd-sized"
+
+
 def test_reference_wal_keeps_exactly_the_synced_records(lossy):
     """The reference logger's WAL path: posix_fallocate, pwrite, fdatasync, directory fsync."""
     backing, mnt, m = lossy
