@@ -1,0 +1,162 @@
+"""Exactly-once: bus faults and gateway resends change nothing clients or replicas see.
+
+One SUT for the module, built with the fault-injecting relay on the input bus
+(sequencer -> engines and logger) when the SUT offers it.
+
+- **Bus faults.** The relay drops, duplicates and reorders datagrams at the
+  profile's ``relay`` rates while a seeded load runs, then turns clean. Each
+  engine must end in the state of a clean run of the same sequenced input
+  (an offline replay of the whole journal), and every order and fill is
+  reported once: on the output bus (the union of every stream an engine
+  published, which is what subscribers receive) and to clients (the history).
+- **Gateway resends.** The sequencer is paused (SIGSTOP) for longer than the
+  gateway's resend interval while requests are in flight, so the gateway
+  sends them again; after the resume, no client request may be sequenced
+  twice (``check_sequenced_once`` over the journal).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.checkers import (
+    check_history_once,
+    check_reported_once,
+    check_same_final_state,
+    check_sequenced_once,
+    combine,
+)
+from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
+from reference_impl.core import sequenced_codec
+from reference_impl.core.engine import Engine
+from reference_impl.core.rules import Instruments
+
+import _support as s
+
+BUS_WINDOW_BASE_S = 5.0  #: the faulty load stops issuing after this plus 10 ms per order
+PAUSE_S = 0.7  #: sequencer pause: over three of the reference gateway's 200 ms resends
+RESEND_ORDERS = 80
+
+
+@pytest.fixture(scope="module")
+def eo_sut(sut_name, seed, profile, tmp_path_factory):
+    with s.open_sut(sut_name, tmp_path_factory.mktemp("exactly_once"), seed, profile,
+                    bus_relay=True) as sut:
+        yield sut
+
+
+def clean_replay(records: list, instruments: dict, upto: int | None) -> dict:
+    """The final digest of a clean run: a fresh engine fed the journal (to ``upto``)."""
+    engine = Engine(Instruments(instruments) if instruments else None)
+    for seq, payload in records:
+        if upto is not None and seq > upto:
+            break
+        if seq <= engine.last_applied_seq:
+            continue
+        engine.apply(sequenced_codec.decode(payload))
+    return {"applied_seq": engine.last_applied_seq, "state_hash": engine.state_hash()}
+
+
+@pytest.fixture(scope="module")
+def bus_trial(eo_sut, seed, profile, history):
+    sut = eo_sut
+    s.require_features(sut, "bus_relay")
+    relay = getattr(sut, "relay", None)
+    if relay is None:
+        s.na(f"{sut.name}: the bus relay is not reachable from the harness")
+    rates = UdpFaultRates(**profile.get("relay", {}))
+    since = len(history.ops)
+    orders = int(profile["orders_per_trial"])
+    window_s = BUS_WINDOW_BASE_S + orders / 100  # a stalled replica must not stall the suite
+    flow = s.workload(sut, seed + 1, profile, prefix="B")
+    with s.fault(history, "bus-faults", **profile.get("relay", {})):
+        relay.set_rates(rates)
+        stats = s.Load(sut, history, flow, workers=4).run(orders, duration_s=window_s)
+        relay.set_rates(CLEAN)
+    settled = s.settle(sut, timeout_s=10.0)
+    return {"sut": sut, "since": since, "load": stats.as_dict(), "settled": settled,
+            "relay": relay.counts().as_dict(), "rates": profile.get("relay", {})}
+
+
+def _faults_injected(trial: dict) -> None:
+    r = trial["relay"]
+    if not (r["dropped"] or r["duplicated"] or r["reordered"]):
+        s.unknown(f"the relay injected no fault (counts {r}); nothing was shown")
+
+
+@pytest.mark.requirement("exactly_once.bus_faults.same_final_state",
+                         title="under bus drop/duplicate/reorder every engine ends in the "
+                               "state of a clean run of the same input")
+def test_bus_faults_same_final_state(bus_trial):
+    sut = bus_trial["sut"]
+    s.require_features(sut, "digest", "journal")
+    _faults_injected(bus_trial)
+    records = s.wal_records(sut)
+    head = s.sequenced_head(sut)
+    clean = clean_replay(records, sut.instruments(), head)
+    verdicts = []
+    for name, digest in s.engine_digests(sut).items():
+        verdicts.append(check_same_final_state(
+            clean, digest, requirement=f"exactly_once.bus_faults.same_final_state.{name}"))
+    v = combine(verdicts, requirement="exactly_once.bus_faults.same_final_state")
+    if head is not None and clean["applied_seq"] < head:
+        v = type(v).unknown(v.requirement, f"the journal ends at seq {clean['applied_seq']}, "
+                            f"before the sequencer's head {head}", v.evidence)
+    v.evidence.update(clean=clean, head=head, relay=bus_trial["relay"], load=bus_trial["load"],
+                      settled=bus_trial["settled"])
+    s.judge(v)
+
+
+@pytest.mark.requirement("exactly_once.bus_faults.reported_once",
+                         title="under bus faults every order and fill is reported once, "
+                               "on the output bus and to clients")
+def test_bus_faults_reported_once(bus_trial, history):
+    sut = bus_trial["sut"]
+    _faults_injected(bus_trial)
+    ops = s.sub_history(history, bus_trial["since"])
+    verdicts = [check_history_once(ops, requirement="exactly_once.reported_once.clients")]
+    client_outputs = [o for op in ops if op.type == "ok" for o in op.value.get("outputs", [])]
+    verdicts.append(check_reported_once(client_outputs,
+                                        requirement="exactly_once.reported_once.client_outputs"))
+    streams = s.published_outputs(sut)
+    if streams:
+        bus = [o for stream in streams.values() for o in stream]
+        verdicts.append(check_reported_once(bus, requirement="exactly_once.reported_once.bus"))
+    v = combine(verdicts, requirement="exactly_once.bus_faults.reported_once")
+    v.evidence.update(publishers=sorted(streams), relay=bus_trial["relay"],
+                      load=bus_trial["load"])
+    s.judge(v)
+
+
+@pytest.mark.requirement("exactly_once.gateway_resend.sequenced_once",
+                         title="a request the gateway sends again is sequenced once")
+def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
+    sut = eo_sut
+    s.require_features(sut, "pause", "journal")
+    sequencer = s.component(sut, "sequencer")
+    if sequencer is None:
+        s.na(f"{sut.name} names no sequencer component to pause")
+    gateway = s.component(sut, "gateway")
+    before = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
+    flow = s.workload(sut, seed + 2, profile, prefix="R")
+    with s.fault(history, "pause-sequencer", component=sequencer, seconds=PAUSE_S):
+        sut.pause(sequencer)  # first: every request of the burst waits unsequenced
+        try:
+            load = s.Load(sut, history, flow, workers=8, timeout_s=5.0).start(RESEND_ORDERS)
+            time.sleep(PAUSE_S)
+        finally:
+            sut.resume(sequencer)
+    stats = load.join(30.0)
+    settled = s.settle(sut, timeout_s=10.0)
+    after = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
+    resends = None if before is None or after is None else after - before
+    v = check_sequenced_once(s.sequenced_messages(sut),
+                             requirement="exactly_once.gateway_resend.sequenced_once")
+    v.evidence.update(gateway_resends=resends, load=stats.as_dict(), settled=settled["settled"],
+                      pause_s=PAUSE_S)
+    if v.status == "pass" and resends == 0:
+        v = type(v).unknown(v.requirement, "the gateway resent nothing during the pause; "
+                            "dedup was not exercised", v.evidence)
+    s.judge(v)
