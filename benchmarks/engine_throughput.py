@@ -161,7 +161,7 @@ class StreamBuilder:
             side = Side.BUY if is_buy else Side.SELL
             qty = r.randint(1, MAX_QTY)
             if kind == "limit":
-                cross = min(0.9, 0.5 * self.per_symbol[symbol] / self.depth)
+                cross = min(0.9, 0.66 * self.per_symbol[symbol] / self.depth)
                 price = self._through(is_buy) if r.random() < cross else self._passive(is_buy)
                 body = NewOrder(self._token(), symbol, side, qty, price)
             elif kind == "market":

@@ -158,9 +158,10 @@ class Engine:
         tif = body.tif
         min_qty = body.min_qty
         book = self._books.get(body.symbol)
-        if (book is None or min_qty or tif not in _TIFS
+        if (book is None or tif not in _TIFS
                 or (side is not _BUY and side is not _SELL)
                 or type(qty) is not int or not 0 < qty <= MAX_QTY
+                or (min_qty and (tif != 1 or type(min_qty) is not int or not 0 < min_qty <= qty))
                 or (ord_type is not _LIMIT and ord_type is not _MARKET)
                 or (ord_type is _LIMIT
                     and (type(price) is not int or not MIN_PRICE <= price <= MAX_PRICE
