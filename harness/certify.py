@@ -31,8 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.certify_run import DEFAULT_PROFILE, DEFAULT_SUT, REPO_ROOT, SEED_RANGE, load_profile
-
+# Only the standard library at import time: ``register`` runs for every ``crucible`` command.
+DEFAULT_SUT = "reference"
+DEFAULT_PROFILE = "certify-quick"
+SEED_RANGE = 1_000_000  #: random seeds are short: they go into run ids and command lines
+REPO_ROOT = Path(__file__).resolve().parent.parent  #: a source checkout or an editable install
 EXIT_NO_RUN = 4
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "unknown": "bold dark_orange", "n/a": "dim"}
 
@@ -153,6 +156,7 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
     import pytest
 
     from harness import certify_plugin
+    from harness.certify_run import load_profile
     from harness.report import load, make_run_dir, new_run_id, point_latest, write_run
 
     if console is None:

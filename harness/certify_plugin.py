@@ -44,15 +44,8 @@ from typing import Any
 
 import pytest
 
-from harness.certify_run import (
-    DEFAULT_PROFILE,
-    DEFAULT_SUT,
-    TEXT_MAX,
-    CertifyRun,
-    failure_message,
-    skip_reason,
-    suite_of,
-)
+from harness.certify import DEFAULT_PROFILE, DEFAULT_SUT
+from harness.certify_run import TEXT_MAX, CertifyRun, failure_message, skip_reason, suite_of
 from harness.checkers.verdict import NA, UNKNOWN, Verdict, enforce, status_from_skip_reason
 from harness.history import History
 from harness.report import point_latest, write_run

@@ -33,18 +33,15 @@ import pytest
 import yaml
 
 from harness import hardware as hw_mod
+from harness.certify import DEFAULT_SUT, REPO_ROOT, SEED_RANGE
 from harness.checkers.verdict import FAIL, UNKNOWN, Verdict, combine, status_from_skip_reason
 from harness.history import NEMESIS, History, Op
 from harness.report import make_run_dir, new_run_id, utc_now
 from harness.report.schema import PASS, TestOutcome
 
-DEFAULT_SUT = "reference"
-DEFAULT_PROFILE = "certify-quick"
-SEED_RANGE = 1_000_000  #: random seeds are short: they go into run ids and command lines
 TEXT_MAX = 4000  #: failure text kept in evidence
 SUMMARY_MAX = 500
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------ profiles and the SUT
