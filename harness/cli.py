@@ -58,7 +58,13 @@ def _add_wal(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal]
+def _add_certify(sub: argparse._SubParsersAction) -> None:
+    from harness.certify import register
+
+    register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal, _add_certify]
 
 
 def build_parser() -> argparse.ArgumentParser:
