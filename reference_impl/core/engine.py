@@ -158,7 +158,7 @@ class Engine:
         tif = body.tif
         min_qty = body.min_qty
         book = self._books.get(body.symbol)
-        if (book is None or tif not in _TIFS
+        if (book is None or tif not in _TIFS or type(tif) is bool
                 or (side is not _BUY and side is not _SELL)
                 or type(qty) is not int or not 0 < qty <= MAX_QTY
                 or (min_qty and (tif != 1 or type(min_qty) is not int or not 0 < min_qty <= qty))

@@ -15,13 +15,19 @@ Body, version 1 (big-endian; ``str`` = u16 byte length + UTF-8)::
     n_books u32, per book (symbol ascending):
         symbol str | bids | asks
         (a half) n_levels u32, per level (best first): price u32 | n_orders u32,
-            per order (time priority): order_ref u64 | account str | token str
-                                       | qty u32 | open u32 | canceled u32
-    n_accounts u32, per account (ascending): account str | n_tokens u32,
-        per token (ascending): token str | live order_ref u64 (0: no longer open)
+            per order (time priority): order_ref u64 | qty u32 | open u32
+                                       | canceled u32 | account str | token str
+    n_accounts u32, per account (ascending):
+        account str | n_tokens u32 | tokens_len u32 | tokens_len bytes: every
+        token the account used in an accepted order, ascending, joined by " "
+
+The account order maps (token -> open order) are the books' orders read by
+(account, token), so the books encode them; the token list is the rest of the
+registry. Tokens are printable ASCII without spaces, hence the space joiner:
+encoding and decoding the list (which grows with the session) stay in C.
 
 The decoder bounds-checks every read, checks every invariant the engine keeps
-(order, ranges, tick, uncrossed books, each live order registered exactly
+(order, ranges, tick, uncrossed books, every open order's token registered
 once) and raises only ``DecodeError`` naming the field.
 """
 
@@ -33,8 +39,8 @@ from typing import TYPE_CHECKING
 
 from .book import Book, Order
 from .errors import DecodeError
-from .messages import MAX_QTY
-from .rules import check_price, valid_token
+from .messages import MAX_QTY, TOKEN_LEN
+from .rules import check_price
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -45,11 +51,11 @@ PROTOCOL = "engine_snapshot"
 
 _HEAD = struct.Struct(">8sH")
 _COUNTERS = struct.Struct(">QQQQ")
-_U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 _LEVEL = struct.Struct(">II")
-_SIZES = struct.Struct(">III")
+_ORDER = struct.Struct(">QIII")
+_TOKENS = struct.Struct(">II")
 
 
 def _str(text: str) -> bytes:
@@ -61,29 +67,32 @@ def encode_body(engine: Engine) -> bytes:
     """The canonical encoding of ``engine``'s state (version 1 body)."""
     parts = [_COUNTERS.pack(engine.last_applied_seq, engine.epoch,
                             engine.last_order_ref, engine.last_match_id)]
+    append = parts.append
+    pack_order = _ORDER.pack
+    names: dict[str, bytes] = {}  # account -> encoded, per call
     books = [book for _, book in sorted(engine._books.items()) if not book.is_empty()]
-    parts.append(_U32.pack(len(books)))
+    append(_U32.pack(len(books)))
     for book in books:
-        parts.append(_str(book.symbol))
+        append(_str(book.symbol))
         for is_buy in (True, False):
             levels = book.levels(is_buy)
-            parts.append(_U32.pack(len(levels)))
+            append(_U32.pack(len(levels)))
             for price, orders in levels:
-                parts.append(_LEVEL.pack(price, len(orders)))
+                append(_LEVEL.pack(price, len(orders)))
                 for o in orders:
-                    parts.append(_U64.pack(o.order_ref))
-                    parts.append(_str(o.account))
-                    parts.append(_str(o.token))
-                    parts.append(_SIZES.pack(o.qty, o.open, o.canceled))
+                    name = names.get(o.account)
+                    if name is None:
+                        name = names[o.account] = _str(o.account)
+                    append(pack_order(o.order_ref, o.qty, o.open, o.canceled))
+                    append(name)
+                    append(_str(o.token))
     accounts = sorted(engine._registry.items())
-    parts.append(_U32.pack(len(accounts)))
+    append(_U32.pack(len(accounts)))
     for account, tokens in accounts:
-        parts.append(_str(account))
-        parts.append(_U32.pack(len(tokens)))
-        for token in sorted(tokens):
-            order = tokens[token]
-            parts.append(_str(token))
-            parts.append(_U64.pack(order.order_ref if order is not None else 0))
+        joined = " ".join(sorted(tokens)).encode("ascii")
+        append(_str(account))
+        append(_TOKENS.pack(len(tokens), len(joined)))
+        append(joined)
     return b"".join(parts)
 
 
@@ -117,9 +126,6 @@ class _Reader:
     def u32(self, field: str) -> int:
         return self.unpack(_U32, field)[0]
 
-    def u64(self, field: str) -> int:
-        return self.unpack(_U64, field)[0]
-
     def text(self, field: str) -> str:
         raw = self.take(self.unpack(_U16, field)[0], field)
         try:
@@ -143,8 +149,8 @@ def decode_into(data: bytes, engine: Engine) -> None:
     if version != VERSION:
         raise _fail("version", version, f"unsupported (this engine reads {VERSION})")
     seq, epoch, last_ref, last_match = r.unpack(_COUNTERS, "counters")
-    by_ref: dict[int, Order] = {}
-    registry = engine._registry
+    open_orders: dict[tuple[str, str], Order] = {}
+    seen_refs: set[int] = set()
     books: dict[str, Book] = {}
     previous_symbol = None
     for _ in range(r.u32("n_books")):
@@ -155,46 +161,32 @@ def decode_into(data: bytes, engine: Engine) -> None:
         tick = engine.instruments.tick(symbol)
         if tick is None:
             raise _fail("symbol", symbol, "not tradable under the given instruments")
-        book = books[symbol] = Book(symbol, tick, registry)
+        book = books[symbol] = Book(symbol, tick, engine._registry)
         for is_buy in (True, False):
-            _decode_half(r, book, is_buy, tick, last_ref, by_ref)
+            _decode_half(r, book, is_buy, tick, last_ref, seen_refs, open_orders)
         if book.is_empty():
             raise _fail("n_levels", 0, f"book {symbol} has no order (empty books are not encoded)")
         bid, ask = book.best_bid(), book.best_ask()
         if bid is not None and ask is not None and bid >= ask:
             raise _fail("price", ask, f"book {symbol} is crossed (best bid {bid})")
-    registered = 0
+    registry: dict[str, dict[str, Order | None]] = {}
     previous_account = None
     for _ in range(r.u32("n_accounts")):
         account = r.text("account")
         if previous_account is not None and account <= previous_account:
             raise _fail("account", account, "accounts not in ascending order")
         previous_account = account
-        tokens: dict[str, Order | None] = {}
-        previous_token = None
-        n_tokens = r.u32("n_tokens")
-        if not n_tokens:
-            raise _fail("n_tokens", 0, f"account {account!r} has no token")
-        for _ in range(n_tokens):
-            token = r.text("token")
-            if not valid_token(token):
-                raise _fail("token", token, "not 1-14 printable ASCII characters without spaces")
-            if previous_token is not None and token <= previous_token:
-                raise _fail("token", token, "tokens not in ascending order")
-            previous_token = token
-            ref = r.u64("live_order_ref")
-            order = None
-            if ref:
-                order = by_ref.get(ref)
-                if order is None or order.account != account or order.token != token:
-                    raise _fail("live_order_ref", ref, f"no open order {account}/{token} with it")
-                registered += 1
-            tokens[token] = order
-        registry[account] = tokens
-    if registered != len(by_ref):
-        raise _fail("n_accounts", len(by_ref) - registered, "open orders missing from the registry")
+        n_tokens, size = r.unpack(_TOKENS, "tokens")
+        tokens = _decode_tokens(r.take(size, "tokens"), n_tokens, account)
+        registry[account] = dict.fromkeys(tokens)
+    for (account, token), order in open_orders.items():
+        tokens = registry.get(account)
+        if tokens is None or token not in tokens:
+            raise _fail("token", token, f"open order of {account!r} with a token it never used")
+        tokens[token] = order
     if r.pos != len(r.data):
         raise _fail("body", len(r.data) - r.pos, "trailing bytes")
+    engine._registry.update(registry)
     engine._books.update(books)
     engine.last_applied_seq = seq
     engine.epoch = epoch
@@ -202,8 +194,25 @@ def decode_into(data: bytes, engine: Engine) -> None:
     engine.last_match_id = last_match
 
 
+def _decode_tokens(raw: bytes, count: int, account: str) -> list[str]:
+    if not count:
+        raise _fail("n_tokens", 0, f"account {account!r} has no token")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise _fail("tokens", raw[:32], "not ASCII") from None
+    tokens = text.split(" ")
+    if len(tokens) != count:
+        raise _fail("n_tokens", count, f"{len(tokens)} tokens in the list")
+    if not text.isprintable() or min(map(len, tokens)) < 1 or max(map(len, tokens)) > TOKEN_LEN:
+        raise _fail("tokens", raw[:32], "a token is not 1-14 printable ASCII without spaces")
+    if any(a >= b for a, b in zip(tokens, tokens[1:])):
+        raise _fail("tokens", raw[:32], "tokens not in strictly ascending order")
+    return tokens
+
+
 def _decode_half(r: _Reader, book: Book, is_buy: bool, tick: int, last_ref: int,
-                 by_ref: dict[int, Order]) -> None:
+                 seen_refs: set[int], open_orders: dict[tuple[str, str], Order]) -> None:
     previous_price = None
     for _ in range(r.u32("n_levels")):
         price, n_orders = r.unpack(_LEVEL, "level")
@@ -217,17 +226,19 @@ def _decode_half(r: _Reader, book: Book, is_buy: bool, tick: int, last_ref: int,
             raise _fail("n_orders", 0, f"empty level at {price}")
         previous_ref = 0
         for _ in range(n_orders):
-            ref = r.u64("order_ref")
+            ref, qty, open_, canceled = r.unpack(_ORDER, "order")
             account = r.text("order_account")
             token = r.text("order_token")
-            qty, open_, canceled = r.unpack(_SIZES, "order_sizes")
             if not previous_ref < ref <= last_ref:
                 raise _fail("order_ref", ref, "not ascending in the level or beyond last_order_ref")
-            if ref in by_ref:
+            if ref in seen_refs:
                 raise _fail("order_ref", ref, "used twice")
             previous_ref = ref
+            seen_refs.add(ref)
             if not (1 <= qty <= MAX_QTY and 0 < open_ and open_ + canceled <= qty):
-                raise _fail("order_sizes", (qty, open_, canceled), "inconsistent quantities")
+                raise _fail("order", (qty, open_, canceled), "inconsistent quantities")
+            if (account, token) in open_orders:
+                raise _fail("order_token", token, f"two open orders of {account!r} with it")
             order = book.rest(account, token, is_buy, price, qty, open_, ref)
             order.canceled = canceled
-            by_ref[ref] = order
+            open_orders[(account, token)] = order
