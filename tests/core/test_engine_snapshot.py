@@ -111,3 +111,42 @@ def test_restore_keeps_epoch_and_counters():
     run("", LeaderChange(5, 2))
     e = Engine.restore(run.engine.snapshot())
     assert (e.epoch, e.last_applied_seq, e.last_order_ref, e.last_match_id) == (5, 3, 2, 1)
+
+
+def test_token_lists_are_sorted_whatever_the_order_of_use():
+    a, b = Run(), Run()
+    for first, second in ((a, ("t2", "t1")), (b, ("t1", "t2"))):
+        for token in second:
+            first("A", sell(token, 10, P))
+        for token in second:
+            first("A", Cancel(token, 0))
+    assert a.engine.state_hash() == b.engine.state_hash()
+    assert b"t1 t2" in a.engine.snapshot()
+
+
+@pytest.mark.parametrize("tamper", [
+    (b"t1 t2", b"t2 t1"),  # not ascending
+    (b"t1 t2", b"t1 t1"),  # a duplicate
+    (b"t1 t2", b"t1\tt2"),  # one token, and not printable
+    (b"t1 t2", b"t1 \xe92"),  # not ASCII
+    (struct.pack(">II", 2, 5), struct.pack(">II", 3, 5)),  # count mismatch
+])
+def test_restore_rejects_bad_token_lists(tamper):
+    run = Run()
+    for token in ("t1", "t2"):
+        run("A", sell(token, 10, P))
+    run("A", Cancel("t1", 0))
+    snap = run.engine.snapshot()
+    old, new = tamper
+    assert snap.count(old) == 1
+    with pytest.raises(DecodeError):
+        Engine.restore(snap.replace(old, new))
+
+
+def test_restore_rejects_an_open_order_whose_token_was_never_used():
+    run = Run()
+    run("A", sell("t1", 10, P))
+    snap = run.engine.snapshot()
+    assert snap.endswith(b"t1")
+    with pytest.raises(DecodeError):
+        Engine.restore(snap[:-2] + b"t9")
