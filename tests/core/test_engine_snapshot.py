@@ -9,9 +9,11 @@ import pytest
 
 from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
-from reference_impl.core.messages import Cancel, LeaderChange
+from reference_impl.core.messages import Cancel, Canceled, CancelReason, LeaderChange
 from reference_impl.core.rules import Instruments
-from tests.core.test_engine import SYM, P, Run, apply_all, buy, random_stream, sell
+from tests.core.test_engine import SYM, P, Run, apply_all, buy, msg, random_stream, sell
+
+USER = CancelReason.USER
 
 
 @pytest.mark.parametrize("cut", [0, 1, 400, 1234, 2999])
@@ -150,3 +152,16 @@ def test_restore_rejects_an_open_order_whose_token_was_never_used():
     assert snap.endswith(b"t1")
     with pytest.raises(DecodeError):
         Engine.restore(snap[:-2] + b"t9")
+
+
+def test_restored_order_keeps_its_fills_and_cancels():
+    run = Run()
+    run("A", sell("s1", 100, P))
+    run("B", buy("b1", 30, P))
+    run("A", Cancel("s1", 80))  # open 50, canceled 20, executed 30
+    restored = Engine.restore(run.engine.snapshot())
+    order = restored.live_order("A", "s1")
+    assert (order.qty, order.open, order.canceled, order.filled) == (100, 50, 20, 30)
+    assert restored.state_hash() == run.engine.state_hash()
+    cancel = msg(4, "A", Cancel("s1", 60))
+    assert restored.apply(cancel) == run.engine.apply(cancel) == [Canceled(4, "A", "s1", 20, USER)]
