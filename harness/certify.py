@@ -3,9 +3,10 @@
 It runs pytest in this process on the suites directory with
 ``harness.certify_plugin`` (which does the recording and writes the report at
 session end), ``--junitxml=<run>/junit.xml`` and no cache. pytest's own
-terminal output goes to ``<run>/pytest.log`` (tracebacks, captured output);
-the terminal shows a rich progress bar with the current suite and the fault
-in progress, one line per finished test, and the verdict table.
+terminal output and stderr go to ``<run>/pytest.log`` (tracebacks, captured
+output, usage errors); the terminal shows a rich progress bar with the
+current suite and the fault in progress, one line per finished test and per
+fault, and the verdict table.
 
 Run id: UTC start time and seed, ``20261125T101500Z-s42``; ``results/latest``
 is a symlink to the newest run, replaced atomically.
@@ -140,7 +141,7 @@ def _in_process_hygiene(suites_dir: Path):
     try:
         yield
     finally:
-        root = str(suites_dir)
+        root = str(suites_dir) + os.sep
         for name in set(sys.modules) - before_modules:
             file = getattr(sys.modules[name], "__file__", None) or ""
             if file.startswith(root):
@@ -182,7 +183,7 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
     args += list(extra_pytest_args)
     observer = observer if observer is not None else ProgressObserver(console)
     with open(run_dir / "pytest.log", "w") as log, _in_process_hygiene(suites_dir):
-        with observer.progress, contextlib.redirect_stdout(log):
+        with observer.progress, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             code = int(pytest.main(args, plugins=[certify_plugin, observer]))
     if not (run_dir / "report.json").exists():  # pytest stopped before the session ended
         console.print(f"[bold red]pytest exited with code {code} before the run finished; see "
@@ -192,7 +193,8 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
                   sut={"name": sut, "kind": "unknown", "descriptor": None},
                   durability_policy=profile_data.get("durability"), outcomes=[],
                   extra_artefacts={"pytest_log": "pytest.log"}, pytest_exit_code=code, pytest_args=args)
-        point_latest(results, run_dir)
+        with contextlib.suppress(OSError):  # a real directory named latest: keep the run anyway
+            point_latest(results, run_dir)
     report = load(run_dir / "report.json")
     _summary(console, report, run_dir, results / "latest")
     return int(report["exit_code"])

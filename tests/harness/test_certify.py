@@ -207,6 +207,14 @@ def test_keyword_selects_tests_and_random_seed_is_recorded(tmp_path):
     assert latest.resolve().name.endswith(f"-s{report['seed']}") and f"seed {report['seed']}" in out
 
 
+def test_pytest_stopping_before_the_session_still_leaves_a_report(tmp_path):
+    code, report, latest, out, _ = certify(tmp_path, make_suite(tmp_path, "pass"),
+                                           extra_pytest_args=["--no-such-option"])
+    assert code == 2 and report["verdict"] == "unknown" and report["requirements"] == []
+    assert report["pytest"]["exit_code"] == 4 and "did not complete (pytest: usage error)" in report["verdict_summary"]
+    assert "no-such-option" in (latest / "pytest.log").read_text() + out
+
+
 def test_cannot_start_without_profile_or_suites(tmp_path):
     suite = make_suite(tmp_path, "pass")
     assert certify(tmp_path, suite, profile="no-such-profile")[0] == EXIT_NO_RUN
