@@ -90,9 +90,20 @@ def _load(sut_name: str, run_dir: Path, seed: int, options: dict[str, Any]) -> S
     return load_sut(sut_name, run_dir, seed)
 
 
+def start_sut(sut: Sut) -> Sut:
+    """Start ``sut``; a SUT that does not start is UNKNOWN with the reason."""
+    try:
+        sut.start()
+    except (SutError, NotSupported) as exc:
+        sut.stop()
+        reason = " | ".join(line for line in str(exc).splitlines() if line)
+        unknown(f"the SUT did not start: {reason[:600]}")
+    return sut
+
+
 @contextlib.contextmanager
 def open_sut(sut_name: str, run_dir: Path, seed: int, profile: dict | None = None,
-             **options: Any) -> Iterator[Sut]:
+             start: bool = True, **options: Any) -> Iterator[Sut]:
     """Build and start one SUT for a module; stop it afterwards.
 
     ``options`` are ``ReferenceSut`` constructor arguments (``bus_relay``,
@@ -100,17 +111,15 @@ def open_sut(sut_name: str, run_dir: Path, seed: int, profile: dict | None = Non
     profile's durability policy applies unless ``options`` names another.
     A SUT that does not start makes every test that needs it UNKNOWN, with
     the reason (for example a test-only fault a node refuses to run).
+    ``start=False`` yields it unstarted (start it with ``start_sut``), for a
+    fault that must be in place first (the lossy filesystem).
     """
     if profile and profile.get("durability") and "durability" not in options \
             and sut_name in ("reference", "", None):
         options["durability"] = profile["durability"]
     sut = _load(sut_name, run_dir, seed, options)
-    try:
-        sut.start()
-    except (SutError, NotSupported) as exc:
-        sut.stop()
-        reason = str(exc).splitlines()
-        unknown(f"the SUT did not start: {' | '.join(line for line in reason if line)[:600]}")
+    if start:
+        start_sut(sut)
     try:
         yield sut
     finally:
@@ -413,40 +422,62 @@ class LoadStats:
         return {"sent": self.sent, **self.outcomes, "elapsed_s": round(self.elapsed_s, 3)}
 
 
-class Load:
-    """Closed-loop HTTP workers drawing from one seeded flow (thread-safe draw).
+def rate(profile: dict | None) -> float | None:
+    """The profile's request rate (``load.rate_per_s``), None for as fast as possible."""
+    value = ((profile or {}).get("load") or {}).get("rate_per_s")
+    return float(value) if value else None
 
-    ``run(count, duration_s)`` sends up to ``count`` requests and stops
-    issuing after ``duration_s``; ``start`` does the same in a thread.
-    Workers are history processes ``first_process .. + workers - 1``.
+
+class Load:
+    """HTTP workers drawing from one seeded flow, paced by a schedule fixed in advance.
+
+    ``run(count, duration_s)`` sends up to ``count`` requests, the i-th not
+    before ``start + i / rate_per_s`` (as fast as the workers go without a
+    rate), and stops issuing after ``duration_s``; ``start`` does the same
+    in a thread, and ``wait_sent(n)`` blocks until n requests have left (to
+    put a fault in the middle of the load). Workers are history processes
+    ``first_process .. + workers - 1``.
     """
 
     def __init__(self, sut: Sut, history: History, flow: OrderFlow, workers: int = 4,
-                 first_process: int = 0, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+                 first_process: int = 0, timeout_s: float = HTTP_TIMEOUT_S,
+                 rate_per_s: float | None = None) -> None:
         self.sut, self.history, self.flow = sut, history, flow
         self.address = http_address(sut)
         self.passwords = sut.accounts()
         self.workers, self.first_process, self.timeout_s = workers, first_process, timeout_s
+        self.interval = 1.0 / rate_per_s if rate_per_s else 0.0
         self.stats = LoadStats()
         self._lock = threading.Lock()
+        self._sent = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        self._t0 = 0.0
 
-    def _draw(self, budget: list[int], deadline: float) -> tuple[str, Any] | None:
+    def _draw(self, budget: list[int], deadline: float) -> tuple[float, tuple[str, Any]] | None:
         with self._lock:
             if budget[0] <= 0 or time.monotonic() >= deadline:
                 return None
             budget[0] -= 1
+            slot = self._t0 + self.stats.sent * self.interval
             self.stats.sent += 1
-            return self.flow.next()
+            self._sent.notify_all()
+            return slot, self.flow.next()
+
+    def wait_sent(self, n: int, timeout_s: float = 30.0) -> bool:
+        with self._sent:
+            return self._sent.wait_for(lambda: self.stats.sent >= n, timeout_s)
 
     def run(self, count: int, duration_s: float = 3600.0) -> LoadStats:
         budget, deadline, t0 = [count], time.monotonic() + duration_s, time.monotonic()
+        self._t0 = t0
 
         def worker(process: int) -> None:
             session = HttpSession(*self.address, timeout_s=self.timeout_s)
             try:
                 while (item := self._draw(budget, deadline)) is not None:
-                    account, body = item
+                    slot, (account, body) = item
+                    if (wait := slot - time.monotonic()) > 0:
+                        time.sleep(wait)
                     kind = send_order(session, self.history, process, account,
                                       self.passwords[account], body)
                     with self._lock:

@@ -1,0 +1,307 @@
+"""Zero acknowledged loss: every acknowledged order survives kill -9, torn logs and power-off.
+
+One SUT for the kill and torn-tail trials (the profile's durability policy);
+each power-off trial gets its own SUT whose data dirs sit on the lossy FUSE
+filesystem from the start.
+
+- **kill -9 under load** (secondary, logger, gateway). A seeded load runs;
+  once most of the trial's ``orders_per_trial`` are sent (at least
+  ``min_acked`` acknowledged, else the verdict is UNKNOWN), the component is
+  killed while the rest of the load keeps arriving. Every order a client was
+  told is accepted must be in the WAL that survives (read before the
+  component comes back) and in the recovered state (each account's orders
+  from the HTTP door once the component is restarted and the SUT settled).
+- **torn / bit-flipped WAL tail.** The logger is killed, the last record of
+  the last segment is cut short (the file truncated inside it) or has one
+  bit flipped; ``crucible wal verify`` must report it, and the restarted
+  logger must resume right after the last intact record
+  (``check_no_corrupt_accepted``).
+- **power-off** (lossy filesystem; UNKNOWN with the reason where FUSE is
+  unavailable): every process is killed and every write never fsynced is
+  dropped. Under ``fsync`` no acknowledged order may be lost. Under
+  ``replicated`` acks do not wait for fsync, so a power loss can lose them:
+  that requirement FAILS naming the policy, whatever this trial happened to
+  lose (full profile only).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss, combine
+from harness.checkers.zero_loss import wal_orders_from_records
+from harness.sut.base import journal_orders
+from reference_impl.core import wal_codec
+from reference_impl.wal import WalReader, list_segments
+
+import _support as s
+
+KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
+FAULT_WINDOW_S = 1.5  #: the load keeps issuing this long after the kill
+RECOVER_WAIT_S = 10.0
+TAIL_ORDERS = 40
+
+
+def pytest_generate_tests(metafunc):
+    """Power-off policies: ``fsync`` always; ``replicated`` (expected to lose) in full runs."""
+    if "power_policy" not in metafunc.fixturenames:
+        return
+    policies = ["fsync"]
+    try:
+        from harness.certify_plugin import RUN_KEY
+
+        prof = metafunc.config.stash[RUN_KEY].profile
+    except (ImportError, KeyError):
+        prof = {}
+    wanted = prof.get("power_off_policies")
+    if wanted:
+        policies = list(wanted)
+    elif "full" in str(prof.get("name", "")):
+        policies = ["fsync", "replicated"]
+    metafunc.parametrize("power_policy", [
+        pytest.param(p, id=p, marks=pytest.mark.requirement(
+            f"zero_loss.power_off.{p}",
+            title=f"power-off under durability '{p}' loses no acknowledged order"))
+        for p in policies])
+
+
+@pytest.fixture(scope="module")
+def zl_sut(sut_name, seed, profile, tmp_path_factory):
+    with s.open_sut(sut_name, tmp_path_factory.mktemp("zero_loss"), seed, profile) as sut:
+        yield sut
+
+
+def wal_orders(sut) -> set:
+    """``(account, token)`` of every order in the surviving journal."""
+    raw = getattr(sut, "wal_records", None)
+    if raw is not None:
+        return wal_orders_from_records(raw())
+    return journal_orders(sut.journal() or [])
+
+
+def recovered_orders(sut, expect: set) -> dict:
+    """Each account's orders as the SUT reports them (HTTP), once the expected ones show up."""
+    host, port = s.http_address(sut)
+    found: dict = {}
+
+    def poll() -> bool:
+        found.clear()
+        for account, password in sut.accounts().items():
+            session = s.HttpSession(host, port)
+            try:
+                status, _, data = session.request(
+                    "GET", "/v1/orders?state=all",
+                    headers={"Authorization": s.basic_auth(account, password)})
+            except OSError:
+                return False
+            finally:
+                session.close()
+            if status != 200:
+                return False
+            for o in (s.json_of(data) or {}).get("orders", []):
+                found[(account, o.get("token"))] = o.get("state")
+        return expect <= {k for k, st in found.items() if st not in (None, "rejected")}
+
+    s.wait_for(poll, RECOVER_WAIT_S, 0.2)
+    return dict(found)
+
+
+def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verdict:
+    role = KILLS[fault]
+    name = s.component(sut, role)
+    rid = f"zero_loss.{fault.replace('-', '_')}"
+    if name is None:
+        return Verdict.not_applicable(rid, f"{sut.name} has no {role} component")
+    orders = int(profile["orders_per_trial"])
+    min_acked = int(profile.get("min_acked", 100))
+    since = len(history.ops)
+    flow = s.workload(sut, seed * 31 + trial, profile, prefix=f"K{trial}{role[:2].upper()}")
+    first = orders * 2 // 3
+    before = s.Load(sut, history, flow, workers=4, rate_per_s=s.rate(profile)).run(first)
+    load = s.Load(sut, history, flow, workers=4, first_process=10, rate_per_s=s.rate(profile))
+    load.start(orders - first, duration_s=FAULT_WINDOW_S)
+    load.wait_sent((orders - first) // 4)  # the fault lands in the middle of the load
+    with s.fault(history, fault, component=name, trial=trial):
+        sut.kill(name)
+        after = load.join()
+        surviving = wal_orders(sut)
+        sut.restart(name)
+    settled = s.settle(sut)
+    ops = s.sub_history(history, since)
+    acked = {k for k in _acked_keys(ops)}
+    recovered = recovered_orders(sut, acked) if sut.offers("http") else None
+    v = check_zero_acked_loss(ops, surviving, recovered, min_acked=min_acked,
+                              policy=sut.durability, requirement=f"{rid}.trial{trial}")
+    v.evidence.update(component=name, load_before=before.as_dict(), load_during=after.as_dict(),
+                      settled=settled["settled"], wal_orders=len(surviving),
+                      recovered_orders=None if recovered is None else len(recovered))
+    return v
+
+
+def _acked_keys(ops) -> set:
+    from harness.checkers.zero_loss import acknowledged_orders
+
+    return set(acknowledged_orders(ops)[0])
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(f, id=f, marks=pytest.mark.requirement(
+        f"zero_loss.{f.replace('-', '_')}",
+        title=f"kill -9 of the {role} under load loses no acknowledged order"))
+    for f, role in KILLS.items()])
+def test_kill_under_load(zl_sut, history, profile, seed, fault):
+    rid = f"zero_loss.{fault.replace('-', '_')}"
+    s.require_features(zl_sut, "kill", "restart")
+    if fault not in profile.get("faults", list(KILLS)):
+        s.na(f"profile {profile.get('name')} does not schedule {fault}")
+    verdicts = [kill_trial(zl_sut, history, profile, seed, fault, t + 1)
+                for t in range(int(profile.get("trials", 1)))]
+    v = combine(verdicts, requirement=rid)
+    v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
+                            for p in verdicts]
+    s.judge(v)
+
+
+# ------------------------------------------------------------------ torn tail
+
+
+def corrupt_tail(directory: Path, how: str) -> dict:
+    """Cut short (``torn``) or flip one bit of (``bitflip``) the last record of the last segment."""
+    first, path = list_segments(directory)[-1]
+    data = path.read_bytes()
+    res = wal_codec.scan(data)
+    if not res.records:
+        return {"segment": path.name, "records": 0}
+    last = res.records[-1]
+    size = wal_codec.HEADER_SIZE + len(last.payload)
+    if how == "torn":
+        cut = last.offset + wal_codec.HEADER_SIZE + len(last.payload) // 2
+        os.truncate(path, cut)
+        done = {"truncated_at": cut}
+    else:
+        at = last.offset + wal_codec.HEADER_SIZE + len(last.payload) // 2
+        with open(path, "r+b") as f:
+            f.seek(at)
+            byte = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([byte ^ 0x10]))
+        done = {"flipped_byte_at": at}
+    return {"segment": path.name, "last_seq": last.seq, "record_offset": last.offset,
+            "record_bytes": size, **done}
+
+
+def intact_seqs(directory: Path) -> list[int]:
+    """Seqs of the records in front of the first defect (CRC checked)."""
+    seqs = []
+    for _first, _path, res in WalReader(directory).iter_segments():
+        seqs += [r.seq for r in res.records]
+        if res.error is not None:
+            break
+    return seqs
+
+
+@pytest.mark.parametrize("how", [
+    pytest.param(h, id=h, marks=pytest.mark.requirement(
+        f"zero_loss.{h}_wal_tail",
+        title=f"a {what} WAL tail is reported and never applied by recovery"))
+    for h, what in (("torn", "torn"), ("bitflip", "bit-flipped"))])
+def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
+    rid = f"zero_loss.{how}_wal_tail"
+    sut = zl_sut
+    s.require_features(sut, "kill", "restart", "digest")
+    logger = s.component(sut, "logger")
+    wal_dir = sut.data_dirs().get(logger or "logger")
+    if logger is None or wal_dir is None or not list_segments(wal_dir):
+        s.na(f"{sut.name}: no WAL in the reference format to corrupt")
+    if f"{how}-wal-tail" not in profile.get("faults", [f"{how}-wal-tail"]):
+        s.na(f"profile {profile.get('name')} does not schedule {how}-wal-tail")
+    flow = s.workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
+    s.Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
+    s.settle(sut)
+    with s.fault(history, f"{how}-wal-tail", component=logger) as window:
+        sut.kill(logger)
+        window.update(corrupt_tail(Path(wal_dir), how))
+        valid = intact_seqs(Path(wal_dir))
+        verify = subprocess.run([sys.executable, "-m", "harness.cli", "wal", "verify",
+                                 str(wal_dir)], capture_output=True, text=True, timeout=60)
+        sut.restart(logger)
+        recovery = (s.safe_digest(sut, logger) or {}).get("recovery")
+    s.settle(sut)
+    evidence = {"corruption": window, "verify_exit": verify.returncode,
+                "verify_output": verify.stdout.strip()[-400:], "recovery": recovery}
+    reported = Verdict.passed(f"{rid}.verify", "`crucible wal verify` reports the bad record")
+    if verify.returncode != 1:
+        reported = Verdict.failed(f"{rid}.verify", f"`crucible wal verify` exited "
+                                  f"{verify.returncode} on a corrupt tail; it must report it")
+    if not recovery:
+        applied = Verdict.unknown(f"{rid}.recovery", "the restarted logger reports no recovery")
+    else:
+        applied = check_no_corrupt_accepted(int(recovery["next_seq"]) - 1, valid,
+                                            requirement=f"{rid}.recovery")
+    v = combine([reported, applied], requirement=rid)
+    v.evidence.update(evidence)
+    s.judge(v)
+
+
+# ------------------------------------------------------------------ power-off
+
+
+def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_policy):
+    """power-off (unsynced writes dropped) loses no acknowledged order"""
+    rid = f"zero_loss.power_off.{power_policy}"
+    if "power-off" not in profile.get("faults", ["power-off"]):
+        s.na(f"profile {profile.get('name')} does not schedule power-off")
+    from harness.nemesis.power import LossyFsError, LossyMount, fuse_available, power_off
+
+    ok, why = fuse_available()
+    if not ok:
+        s.unknown(f"power-off needs the lossy FUSE filesystem: {why}")
+    run_dir = tmp_path_factory.mktemp(f"power_off_{power_policy}")
+    orders = int(profile["orders_per_trial"])
+    min_acked = int(profile.get("min_acked", 100))
+    with s.open_sut(sut_name, run_dir, seed, profile, start=False,
+                    durability=power_policy) as sut:
+        s.require_features(sut, "power_off")
+        if sut.durability != power_policy:
+            s.na(f"{sut.name} runs policy {sut.durability}, not {power_policy}")
+        mounts = []
+        try:
+            for d in sut.data_dirs().values():
+                Path(d).mkdir(parents=True, exist_ok=True)
+                mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}").mount())
+            s.start_sut(sut)
+            since = len(history.ops)
+            flow = s.workload(sut, seed * 41, profile, prefix=f"P{power_policy[0].upper()}")
+            first = orders * 2 // 3
+            before = s.Load(sut, history, flow, workers=4, rate_per_s=s.rate(profile)).run(first)
+            load = s.Load(sut, history, flow, workers=4, first_process=20,
+                          rate_per_s=s.rate(profile))
+            load.start(orders - first, duration_s=FAULT_WINDOW_S)
+            load.wait_sent((orders - first) // 4)
+            with s.fault(history, "power-off", policy=power_policy) as window:
+                crash = power_off(mounts, list(sut.components().values()))
+                window["discarded"] = [{k: c.get(k) for k in ("files", "bytes_discarded")}
+                                       for c in crash]
+            after = load.join()
+        except LossyFsError as exc:
+            s.unknown(f"the lossy filesystem failed: {exc}")
+        finally:
+            for m in mounts:
+                if m.mounted:
+                    m.unmount()
+        surviving = wal_orders(sut)
+    v = check_zero_acked_loss(s.sub_history(history, since), surviving, None,
+                              min_acked=min_acked, policy=power_policy, requirement=rid)
+    v.evidence.update(load_before=before.as_dict(), load_during=after.as_dict(),
+                      wal_orders=len(surviving), crash=window.get("discarded"))
+    if power_policy == "replicated" and v.status != "fail":
+        v = Verdict.failed(rid, "durability policy 'replicated' acknowledges before fsync, so a "
+                           "power-off can lose acknowledged orders; the seed asks that none is "
+                           f"ever lost (this trial: {v.summary})", v.evidence)
+    s.judge(v)
