@@ -87,6 +87,7 @@ from .messages import (
     Sequenced,
     Side,
     SnapshotRequest,
+    Tif,
 )
 from .rules import Instruments, check_cancel_fields, check_new_order, check_replace_fields
 
@@ -96,7 +97,7 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrdType.LIMIT
 _MARKET = OrdType.MARKET
-_TIFS = frozenset((0, 1))  # the ints rules.check_new_order accepts as a Tif
+_TIFS = frozenset(int(t) for t in Tif)  # as rules.check_new_order tests a tif
 _IOC = CancelReason.IOC
 _USER = CancelReason.USER
 _DUPLICATE = RejectReason.DUPLICATE_TOKEN
