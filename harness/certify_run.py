@@ -43,7 +43,6 @@ TEXT_MAX = 4000  #: failure text kept in evidence
 SUMMARY_MAX = 500
 
 
-
 # ------------------------------------------------------------------ profiles and the SUT
 
 
