@@ -28,10 +28,14 @@ of other accounts included: they are gated like any other output) and
 answers the request this gateway sent, if any, with the outputs for its own
 account and the stage stamps; ``durable_ns`` is the release time.
 
-Backpressure. ``depth = (sequencer published seq - lowest applied seq of the
-engines heard from within stale_ns) + unsequenced requests``; a new order or
-replace is admitted only while ``depth < limit`` (``limit = ratio *
-capacity``). Cancels pass (they reduce risk), bounded only by the dedup window.
+Backpressure. ``depth = (sequencer published seq - lowest of the applied seqs
+of the engines heard from within stale_ns and the logger's written seq) +
+unsequenced requests``; a new order or replace is admitted only while ``depth
+< limit`` (``limit = ratio * capacity``). Cancels pass (they reduce risk),
+bounded only by the dedup window. The logger counts even when silent: it can
+re-request a lost packet only from the sequencer's ring (it is the archive),
+so once it falls more than ``capacity`` behind, one lost packet stalls it for
+good; an engine that falls behind can still fill its gaps from the archive.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ class GatewayBook:
         self._unsequenced: dict[int, Pending] = {}  # insertion order = request_seq order
         self.published_seq = 0
         self._engines: dict[int, tuple[int, int]] = {}  # id -> (applied seq, heard at ns)
+        self._logger_heard = False
         self.stages: deque[Stages] = deque(maxlen=stage_log)
         self.counters = {"rejected_stateless": 0, "backpressure": 0, "resends": 0,
                          "forwarded": 0, "released_inputs": 0, "answered": 0}
@@ -189,9 +194,11 @@ class GatewayBook:
         raise TypeError(f"not a client request: {body!r}")
 
     def depth(self, now_ns: int) -> int:
-        """The core's in-flight depth: engines' lag plus this gateway's unsequenced requests."""
+        """In-flight depth: engines' and logger's lag plus this gateway's unsequenced requests."""
         fresh = [applied for applied, heard in self._engines.values()
                  if now_ns - heard <= self.stale_ns]
+        if self._logger_heard:  # never stale: see the module doc
+            fresh.append(self.gate.written_seq)
         lag = self.published_seq - min(fresh) if fresh else 0
         return max(lag, 0) + len(self._unsequenced)
 
@@ -257,6 +264,7 @@ class GatewayBook:
     # ---------------------------------------------------------------- status
 
     def on_logger(self, w: LoggerWatermark, now_ns: int) -> Released:
+        self._logger_heard = True
         self.gate.on_logger(w)
         return self._release(now_ns)
 
