@@ -272,9 +272,19 @@ class Pipeline:
 
     def settled(self, seq: int, timeout_s: float = 30.0) -> dict[str, dict]:
         """Wait until both engines applied and the logger made durable ``seq``; the digests."""
+        last: dict[str, dict] = {}
+
         def check():
-            ds = {n: self.digest(n) for n in (self.primary, self.secondary, "logger")}
-            ok = (ds[self.primary]["applied_seq"] >= seq and ds[self.secondary]["applied_seq"] >= seq
-                  and ds["logger"]["durable_seq"] >= seq)
-            return ds if ok else None
-        return wait_until(check, timeout_s, 0.1, f"engines and logger at seq {seq}")
+            last.update({n: self.digest(n) for n in (self.primary, self.secondary, "logger")})
+            ok = (last[self.primary]["applied_seq"] >= seq
+                  and last[self.secondary]["applied_seq"] >= seq
+                  and last["logger"]["durable_seq"] >= seq)
+            return dict(last) if ok else None
+
+        try:
+            return wait_until(check, timeout_s, 0.1, f"engines and logger at seq {seq}")
+        except AssertionError as exc:
+            where = {n: {k: d.get(k) for k in ("applied_seq", "written_seq", "durable_seq",
+                                               "missing", "receiver", "counters")}
+                     for n, d in last.items()}
+            raise AssertionError(f"{exc}: {where}") from None
