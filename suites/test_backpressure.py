@@ -1,0 +1,164 @@
+"""Backpressure: past the limit a new order is refused at once, and what was admitted completes.
+
+One SUT for the module. The sequencer is paused (SIGSTOP), so nothing the
+gateway forwards can be sequenced and every admitted request stays in
+flight; one OUCH session then floods the door with ``FLOOD`` resting orders,
+pipelined. Past the gateway's limit (its in-flight window: 3,584 new orders
+for the reference) each further order must be refused *at once*: an Order
+Rejected with reason ``C`` that arrives while the core is still stopped, so
+it did not wait for the core. An HTTP order sent then must get 429 with
+``Retry-After`` within ``AT_ONCE_S``. After the resume, every admitted order
+must be accepted (each exactly once) within ``COMPLETE_S``.
+
+A SUT without a pausable sequencer is flooded without the pause; if the flood
+never reaches its limit the verdict is UNKNOWN, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from harness.checkers import Verdict
+from reference_impl.core import ouch_codec
+from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
+
+import _support as s
+
+FLOOD = 4200  #: well past the reference gateway's 3,584 in-flight new orders
+AT_ONCE_S = 1.0
+QUIET_S = 0.5  #: the door said all it will say while the core is stopped
+COMPLETE_S = 30.0
+BACKPRESSURE_CODE = b"C"
+
+
+@pytest.fixture(scope="module")
+def bp_sut(sut_name, seed, profile, tmp_path_factory):
+    with s.open_sut(sut_name, tmp_path_factory.mktemp("backpressure"), seed, profile) as sut:
+        yield sut
+
+
+def read_for(c: s.OuchSession, quiet_s: float, until: float, done=lambda packet: False) -> list:
+    """Packets until ``done(packet)``, nothing but heartbeats for ``quiet_s``, or ``until``."""
+    out = []
+    last = time.monotonic()
+    while (now := time.monotonic()) < until and now - last < quiet_s:
+        c.sock.settimeout(max(0.01, min(quiet_s - (now - last), until - now)))
+        try:
+            packet = c.next(skip_heartbeats=False)
+        except (TimeoutError, socket.timeout):
+            break
+        if packet is None:
+            break
+        if isinstance(packet, c.sb.ServerHeartbeat):
+            continue
+        last = time.monotonic()
+        out.append((last, packet))
+        if done(packet):
+            break
+    return out
+
+
+def http_429(sut, token: str) -> dict:
+    account, password = list(sut.accounts().items())[0]
+    symbol = next(iter(sut.instruments()), "ACME")
+    body = json.dumps({"token": token, "symbol": symbol, "side": "B", "qty": 1,
+                       "price": 100 * sut.instruments().get(symbol, 100)}).encode()
+    session = s.HttpSession(*s.http_address(sut), timeout_s=AT_ONCE_S * 5)
+    t0 = time.monotonic()
+    try:
+        status, headers, _ = session.request("POST", "/v1/orders", body, {
+            "Authorization": s.basic_auth(account, password), "Content-Type": "application/json"})
+    except OSError as exc:
+        return {"status": None, "error": str(exc), "seconds": time.monotonic() - t0}
+    finally:
+        session.close()
+    return {"status": status, "retry_after": headers.get("Retry-After"),
+            "seconds": round(time.monotonic() - t0, 4)}
+
+
+@pytest.mark.requirement("backpressure.refuse_at_once",
+                         title="past the in-flight limit new orders are refused at once "
+                               "(OUCH reject 'C', HTTP 429) and admitted orders complete")
+def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, history):
+    sut = bp_sut
+    s.require_features(sut, "ouch")
+    account, password = list(sut.accounts().items())[-1]
+    symbol = next(iter(sut.instruments()), "ACME")
+    tick = sut.instruments().get(symbol, 100)
+    sequencer = s.component(sut, "sequencer") if sut.offers("pause") else None
+    tokens = [f"BP{seed % 1000:03d}{i:07d}" for i in range(FLOOD)]
+    c = s.OuchSession(s.ouch_address(sut), timeout_s=5.0)
+    evidence: dict = {"flood": FLOOD, "paused": sequencer}
+    try:
+        if not isinstance(c.login(account, password), c.sb.LoginAccepted):
+            s.unknown("the OUCH login was refused; nothing to flood")
+        frames = b"".join(c.sb.encode(c.sb.UnsequencedData(ouch_codec.encode(
+            EnterOrder(t, b"B", 1, symbol, (1 + i % 50) * tick))))
+            for i, t in enumerate(tokens))
+        with s.fault(history, "flood", component=sequencer, orders=FLOOD) as window:
+            if sequencer:
+                sut.pause(sequencer)
+            try:
+                t0 = time.monotonic()
+                c.send_raw(frames)
+                early = read_for(c, QUIET_S, t0 + 10.0)
+                window["http"] = http = http_429(sut, f"BPH{seed % 100000:05d}")
+            finally:
+                if sequencer:
+                    sut.resume(sequencer)
+        early_msgs = [(t, ouch_codec.decode_outbound(p.payload)) for t, p in early
+                      if isinstance(p, c.sb.SequencedData)]
+        refused = {m.order_token: t - t0 for t, m in early_msgs
+                   if isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE}
+        other_early = [repr(m) for _, m in early_msgs if not (
+            isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE)]
+        admitted = [t for t in tokens if t not in refused]
+        accepted: dict[str, int] = {}
+        deadline = time.monotonic() + COMPLETE_S
+
+        def complete(p) -> bool:
+            if isinstance(p, c.sb.SequencedData):
+                m = ouch_codec.decode_outbound(p.payload)
+                if isinstance(m, OrderAccepted):
+                    accepted[m.order_token] = accepted.get(m.order_token, 0) + 1
+            return len(accepted) >= len(admitted)
+
+        read_for(c, 5.0, deadline, complete)
+        complete_s = round(time.monotonic() - t0, 3)
+    finally:
+        c.close()
+    s.settle(sut)
+    evidence.update(
+        refused=len(refused), admitted=len(admitted), accepted=len(accepted),
+        accepted_twice=sum(1 for n in accepted.values() if n > 1),
+        slowest_refusal_s=round(max(refused.values()), 4) if refused else None,
+        other_while_paused=other_early[:10], http=http, complete_after_s=complete_s)
+    rid = "backpressure.refuse_at_once"
+    if not refused:
+        s.judge(Verdict.unknown(rid, f"a flood of {FLOOD} orders never reached the limit "
+                                "(no backpressure reject)", evidence))
+    problems = []
+    if other_early and sequencer:
+        problems.append(f"{len(other_early)} other messages while the core was stopped "
+                        f"(first: {other_early[0]})")
+    if http.get("status") != 429 or not http.get("retry_after"):
+        problems.append(f"an HTTP order past the limit got {http.get('status')} "
+                        f"(Retry-After {http.get('retry_after')!r}), not 429 with Retry-After")
+    elif http["seconds"] > AT_ONCE_S:
+        problems.append(f"the HTTP 429 took {http['seconds']} s, not at once")
+    missing = [t for t in admitted if t not in accepted]
+    if missing:
+        problems.append(f"{len(missing)} of {len(admitted)} admitted orders never completed "
+                        f"(first: {missing[0]})")
+    if evidence["accepted_twice"]:
+        problems.append(f"{evidence['accepted_twice']} orders accepted twice")
+    if problems:
+        s.judge(Verdict.failed(rid, "; ".join(problems), evidence))
+    s.judge(Verdict.passed(rid, f"{len(refused)} of {FLOOD} orders refused at once (slowest "
+                           f"{evidence['slowest_refusal_s']} s, core stopped), HTTP 429 in "
+                           f"{http['seconds']} s; all {len(admitted)} admitted orders accepted",
+                           evidence))
