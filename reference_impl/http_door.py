@@ -8,6 +8,7 @@ Errors are ``{"error": {"code", "field", "message"}}``:
 
 - 400 ``malformed_json``, ``missing_field``, ``wrong_type``, ``unknown_field``,
   ``bad_value``: the request does not parse (``http_parse``);
+- 413 ``too_large``: the body is over the app's 64 KiB limit;
 - 400 with a core reject code (``unknown_symbol``, ``bad_price``, ``bad_qty``,
   ``min_qty_not_ioc``, ``bad_tif``, ``bad_token``): a stateless check failed;
 - 429 ``backpressure`` with ``Retry-After: 1``: new orders and replaces only;
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from reference_impl.gateway_node import GatewayNode
 
 SSE_KEEPALIVE_S = 5.0
+MAX_BODY = 64 << 10  #: request body limit (413 too_large above it)
 SSE_QUEUE_MAX = 100_000
 ORDER_STATES = ("open", "filled", "canceled", "replaced", "rejected")
 _ACCOUNT = web.AppKey("account", str)
@@ -94,7 +96,11 @@ async def auth(request: web.Request, handler):
 
 
 async def _json_body(request: web.Request) -> object:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestError("too_large", "body",
+                           f"the body exceeds {MAX_BODY} bytes") from None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -133,7 +139,7 @@ def _guard(handler):
         try:
             return await handler(request)
         except RequestError as exc:
-            return error(400, exc.code, exc.field, exc.message)
+            return error(413 if exc.code == "too_large" else 400, exc.code, exc.field, exc.message)
     return wrapped
 
 
@@ -253,7 +259,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(node: GatewayNode) -> web.Application:
-    app = web.Application(middlewares=[auth], client_max_size=64 << 10)
+    app = web.Application(middlewares=[auth], client_max_size=MAX_BODY)
     app[_NODE] = node
     app[_STREAMS] = set()
     app.add_routes([
