@@ -45,6 +45,9 @@ from reference_impl.core.replay_format import ReplayFormatError, parse_input_lin
 LOG_DIR = "logs"
 POLL_S = 0.05
 _ALWAYS = frozenset({"kill", "pause", "restart"})
+#: Options that add a harness instrument rather than change the SUT's behaviour: an
+#: external SUT accepts them and answers ``offers(...)`` False, so the suite says N/A.
+_INSTRUMENTS = frozenset({"bus_relay", "relay_rates"})
 
 
 def _get_json(url: str, timeout_s: float) -> Any:
@@ -72,9 +75,10 @@ class ExternalSut(Sut):
         for key, value in options.items():  # reference-only knobs, asked for by a suite
             if key == "durability" and value not in (None, d.durability):
                 raise NotSupported(f"{d.name} runs durability {d.durability!r}, not {value!r}")
-            if key != "durability" and value:
-                raise NotSupported(f"{d.name} is an external SUT: option {key}={value!r} "
-                                   "is offered by the reference implementation only")
+            if key in _INSTRUMENTS or key == "durability" or not value:
+                continue  # asked-for instruments are simply not offered: see offers()
+            raise NotSupported(f"{d.name} is an external SUT: option {key}={value!r} "
+                               "is offered by the reference implementation only")
         self.name = d.name
         self.run_dir = Path(run_dir).resolve()
         self.seed = seed

@@ -171,8 +171,9 @@ def test_load_sut_dispatch(tmp_path):
 
     assert isinstance(load_sut("reference", tmp_path / "r", 3), ReferenceSut)
     path = write(tmp_path, descriptor(tmp_path))
-    sut = load_sut(path, tmp_path / "run", 3, bus_relay=False, faults=(), durability="fsync")
+    sut = load_sut(path, tmp_path / "run", 3, bus_relay=True, faults=(), durability="fsync")
     assert isinstance(sut, ExternalSut) and sut.name == "trivial"
+    assert not sut.offers("bus_relay")  # asked for, not offered: the suite says N/A
     with pytest.raises(NotSupported, match="reference implementation only"):
         load_sut(path, tmp_path / "run", faults=("skip_dedup",))
     with pytest.raises(NotSupported, match="durability"):
