@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from .book import Book, Order
@@ -206,7 +207,7 @@ def _decode_tokens(raw: bytes, count: int, account: str) -> list[str]:
         raise _fail("n_tokens", count, f"{len(tokens)} tokens in the list")
     if not text.isprintable() or min(map(len, tokens)) < 1 or max(map(len, tokens)) > TOKEN_LEN:
         raise _fail("tokens", raw[:32], "a token is not 1-14 printable ASCII without spaces")
-    if any(a >= b for a, b in zip(tokens, tokens[1:])):
+    if any(a >= b for a, b in pairwise(tokens)):
         raise _fail("tokens", raw[:32], "tokens not in strictly ascending order")
     return tokens
 

@@ -12,7 +12,7 @@ import random
 import pytest
 
 from reference_impl.core.engine import Engine
-from reference_impl.core.errors import DecodeError, SequenceGapError
+from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.messages import (
     MAX_PRICE,
     MAX_QTY,
