@@ -141,13 +141,10 @@ class ExternalSut(Sut):
         if self._block is not None:
             raise RuntimeError(f"{self.name} is already started")
         ports = self.descriptor.all_ports()
-        try:
-            if self.port_offset == "auto":
-                block = port_alloc.allocate(ports, prefer=self._last_offset)
-            else:
-                block = port_alloc.take(ports, int(self.port_offset))
-        except port_alloc.NoFreePorts as exc:
-            raise SutError(self.name, str(exc)) from None
+        if self.port_offset == "auto":  # NoFreePorts is a SutError
+            block = port_alloc.allocate(ports, prefer=self._last_offset)
+        else:
+            block = port_alloc.take(ports, int(self.port_offset))
         self._block, self.offset, self._last_offset = block, block.offset, block.offset
         (self.run_dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
         try:

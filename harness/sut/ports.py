@@ -26,6 +26,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from harness.sut.base import SutError
+
 HOST = "127.0.0.1"
 STEP = 4000
 LOWEST_PORT, HIGHEST_PORT = 1024, 32767
@@ -36,8 +38,11 @@ LOCK_DIR = Path(tempfile.gettempdir()) / "crucible-ports"
 Probe = Callable[[int], bool]
 
 
-class NoFreePorts(RuntimeError):
-    """No candidate offset has every port free."""
+class NoFreePorts(SutError):
+    """No candidate offset has every port free (a ``SutError`` of component ``ports``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("ports", reason)
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -118,5 +123,5 @@ def allocate(ports: Sequence[int], prefer: int | None = None,
         try:
             return take(ports, offset, probe)
         except NoFreePorts as exc:
-            tried.append(str(exc))
+            tried.append(exc.reason)
     raise NoFreePorts("no free port block; tried " + "; ".join(tried))
