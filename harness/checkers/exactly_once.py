@@ -270,6 +270,8 @@ def check_history_once(ops: Iterable[Op], requirement: str = HISTORY) -> Verdict
         if inv.f not in ORDER_FS:
             continue  # cancels of one order legitimately differ; only their count is judged
         for o in outcomes:
+            if o.get("seq") is None:
+                continue  # a door without input seqs (OUCH) cannot tie outcomes to decisions
             ident = _identity(o)
             seen = by_seq.get((key, o.get("seq")))
             if seen is None:

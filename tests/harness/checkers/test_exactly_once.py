@@ -223,3 +223,15 @@ def test_history_with_nothing_ok_is_unknown():
     h = new_history()
     order(h, "new", "A", INFO, [])
     assert check_history_once(h.ops).status == "unknown"
+
+
+def test_history_once_ignores_seqless_outcomes_of_a_door_without_seqs():
+    h = History(clock=iter(range(100)).__next__)
+    a = h.invoke(1, "new", {"account": "A", "token": "T"})
+    h.complete(a, OK, {"account": "A", "token": "T", "outputs": [
+        {"seq": None, "type": "accepted", "account": "A", "token": "T", "symbol": "X",
+         "side": "B", "qty": 1, "price": 100, "order_ref": 1}]})
+    b = h.invoke(1, "new", {"account": "A", "token": "T"})
+    h.complete(b, FAIL, {"account": "A", "token": "T", "outputs": [
+        {"seq": None, "type": "rejected", "account": "A", "token": "T", "reason": "duplicate_token"}]})
+    assert check_history_once(h.ops).status == "pass"
