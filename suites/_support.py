@@ -40,8 +40,20 @@ from harness.history import NEMESIS, History
 from harness.sut.base import NotSupported, Sut, SutError
 from harness.workload import OrderFlow, WorkloadSpec
 from reference_impl.core import mold_codec, output_codec, sequenced_codec
-from reference_impl.core.messages import Cancel, NewOrder, OrdType, Replace, Sequenced, Side, Tif
-from reference_impl.core.replay_format import input_to_json, output_to_json, parse_input_line
+from reference_impl.core.messages import (
+    Cancel,
+    NewOrder,
+    OrdType,
+    Replace,
+    Sequenced,
+    Side,
+    Tif,
+)
+from reference_impl.core.replay_format import (
+    input_to_json,
+    output_to_json,
+    parse_input_line,
+)
 
 FAULTS_ENV = "CRUCIBLE_SUT_FAULTS"
 HTTP_TIMEOUT_S = 2.0  #: a request unanswered this long is ``info`` (outcome unknown)
@@ -277,7 +289,7 @@ def _fetch_stream(port: int, session: bytes, head: int, timeout_s: float) -> lis
                     for i, m in enumerate(pkt.messages):
                         got.setdefault(pkt.seq + i, m)
                     sock.settimeout(0.05)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 pass
             sock.settimeout(timeout_s)
             misses = misses + 1 if len(got) == before else 0
@@ -532,6 +544,17 @@ def sub_history(history: History, since: int) -> list:
     return history.ops[since:]
 
 
+def fold(verdicts: list[Verdict], requirement: str) -> Verdict:
+    """``combine`` the parts; a pass keeps the parts' own summaries (they carry the counts)."""
+    from harness.checkers import combine
+
+    v = combine(verdicts, requirement=requirement)
+    if v.status == "pass":
+        counted = [p.summary for p in verdicts if p.status == "pass"]
+        v = Verdict.passed(requirement, "; ".join(counted), v.evidence)
+    return v
+
+
 def judge(verdict: Verdict) -> Verdict:
     """Record the verdict as the running test's evidence, then pass / fail / skip it."""
     try:
@@ -539,64 +562,6 @@ def judge(verdict: Verdict) -> Verdict:
     except ImportError:  # the suites without the plugin: enforce only
         return enforce(verdict)
     return require(verdict)
-
-
-# ------------------------------------------------------------------ OUCH / SoupBinTCP
-
-
-class OuchSession:
-    """A bare SoupBinTCP 3.0 client: send packets or raw bytes, read packets or EOF."""
-
-    def __init__(self, address: tuple[str, int], timeout_s: float = 2.0) -> None:
-        from reference_impl.core import soupbin_codec
-
-        self.sb = soupbin_codec
-        self.sock = socket.create_connection(address, timeout=timeout_s)
-        self.framer = soupbin_codec.SoupBinFramer(from_client=False)
-        self.queue: list = []
-
-    def login(self, account: str, password: str, session: str = "", seq: int = 0) -> Any:
-        self.send(self.sb.LoginRequest(account, password, session, seq))
-        return self.next()
-
-    def send(self, packet: Any) -> None:
-        self.sock.sendall(self.sb.encode(packet))
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def next(self, skip_heartbeats: bool = True) -> Any:
-        """The next server packet; None once the server closed the connection."""
-        while True:
-            while self.queue:
-                packet = self.queue.pop(0)
-                if not (skip_heartbeats and isinstance(packet, self.sb.ServerHeartbeat)):
-                    return packet
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                return None
-            if not data:
-                return None
-            self.queue += self.framer.feed(data)
-
-    def until_closed(self) -> list:
-        """Every packet the server sends before it closes the connection (raises on timeout)."""
-        seen = []
-        while (packet := self.next()) is not None:
-            seen.append(packet)
-        return seen
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-def ouch_address(sut: Sut) -> tuple[str, int]:
-    addr = sut.endpoints().get("ouch")
-    if not addr:
-        na(f"{sut.name} has no OUCH door")
-    return tuple(addr)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------ OUCH / SoupBinTCP

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 
+import _support as s
 import pytest
 
 from harness.checkers import Verdict
-
-import _support as s
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +149,7 @@ def test_no_login(auth_sut):
     sut = auth_sut
     before, problems, evidence = head(sut), [], {}
     if sut.offers("http"):
-        status, reply = http_call(sut, "POST", "/v1/orders", order_body(sut, "AUTHNOLOG1"))
+        status, _ = http_call(sut, "POST", "/v1/orders", order_body(sut, "AUTHNOLOG1"))
         garbled, _ = http_call(sut, "POST", "/v1/orders", order_body(sut, "AUTHNOLOG2"),
                                raw_auth="Basic !!notbase64!!")
         evidence["http"] = {"no_auth": status, "garbled_auth": garbled}

@@ -17,16 +17,14 @@ never reaches its limit the verdict is UNKNOWN, never a pass.
 from __future__ import annotations
 
 import json
-import socket
 import time
 
+import _support as s
 import pytest
 
 from harness.checkers import Verdict
 from reference_impl.core import ouch_codec
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
-
-import _support as s
 
 FLOOD = 4200  #: well past the reference gateway's 3,584 in-flight new orders
 AT_ONCE_S = 1.0
@@ -49,7 +47,7 @@ def read_for(c: s.OuchSession, quiet_s: float, until: float, done=lambda packet:
         c.sock.settimeout(max(0.01, min(quiet_s - (now - last), until - now)))
         try:
             packet = c.next(skip_heartbeats=False)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             break
         if packet is None:
             break
@@ -63,7 +61,7 @@ def read_for(c: s.OuchSession, quiet_s: float, until: float, done=lambda packet:
 
 
 def http_429(sut, token: str) -> dict:
-    account, password = list(sut.accounts().items())[0]
+    account, password = next(iter(sut.accounts().items()))
     symbol = next(iter(sut.instruments()), "ACME")
     body = json.dumps({"token": token, "symbol": symbol, "side": "B", "qty": 1,
                        "price": 100 * sut.instruments().get(symbol, 100)}).encode()

@@ -31,6 +31,7 @@ import json
 import socket
 import time
 
+import _support as s
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -40,8 +41,6 @@ from harness.checkers import Verdict
 from reference_impl.core import mold_codec, ouch_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted
-
-import _support as s
 
 ORDER_VERBS = {("POST", "orders"), ("DELETE", "order"), ("POST", "replace")}
 
@@ -201,7 +200,7 @@ class RawHttp:
 
 
 def valid_order_roundtrip(sut, token: str) -> tuple[int, list]:
-    account, password = list(sut.accounts().items())[0]
+    account, password = next(iter(sut.accounts().items()))
     symbol = next(iter(sut.instruments()), "ACME")
     session = s.HttpSession(*s.http_address(sut), timeout_s=5.0)
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+import _support as s
 import pytest
 
 from harness.checkers import (
@@ -26,14 +27,11 @@ from harness.checkers import (
     check_reported_once,
     check_same_final_state,
     check_sequenced_once,
-    combine,
 )
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
 from reference_impl.core import sequenced_codec
 from reference_impl.core.engine import Engine
 from reference_impl.core.rules import Instruments
-
-import _support as s
 
 BUS_WINDOW_BASE_S = 5.0  #: the faulty load stops issuing after this plus 10 ms per order
 PAUSE_S = 0.7  #: sequencer pause: over three of the reference gateway's 200 ms resends
@@ -100,7 +98,7 @@ def test_bus_faults_same_final_state(bus_trial):
     for name, digest in s.engine_digests(sut).items():
         verdicts.append(check_same_final_state(
             clean, digest, requirement=f"exactly_once.bus_faults.same_final_state.{name}"))
-    v = combine(verdicts, requirement="exactly_once.bus_faults.same_final_state")
+    v = s.fold(verdicts, "exactly_once.bus_faults.same_final_state")
     if head is not None and clean["applied_seq"] < head:
         v = type(v).unknown(v.requirement, f"the journal ends at seq {clean['applied_seq']}, "
                             f"before the sequencer's head {head}", v.evidence)
@@ -124,7 +122,7 @@ def test_bus_faults_reported_once(bus_trial, history):
     if streams:
         bus = [o for stream in streams.values() for o in stream]
         verdicts.append(check_reported_once(bus, requirement="exactly_once.reported_once.bus"))
-    v = combine(verdicts, requirement="exactly_once.bus_faults.reported_once")
+    v = s.fold(verdicts, "exactly_once.bus_faults.reported_once")
     v.evidence.update(publishers=sorted(streams), relay=bus_trial["relay"],
                       load=bus_trial["load"])
     s.judge(v)

@@ -29,18 +29,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import _support as s
 import pytest
 
-from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss, combine
+from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.zero_loss import wal_orders_from_records
 from harness.sut.base import journal_orders
 from reference_impl.core import wal_codec
 from reference_impl.wal import WalReader, list_segments
-
-import _support as s
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
 FAULT_WINDOW_S = 1.5  #: the load keeps issuing this long after the kill
@@ -162,7 +160,7 @@ def test_kill_under_load(zl_sut, history, profile, seed, fault):
         s.na(f"profile {profile.get('name')} does not schedule {fault}")
     verdicts = [kill_trial(zl_sut, history, profile, seed, fault, t + 1)
                 for t in range(int(profile.get("trials", 1)))]
-    v = combine(verdicts, requirement=rid)
+    v = s.fold(verdicts, rid)
     v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
                             for p in verdicts]
     s.judge(v)
@@ -173,7 +171,7 @@ def test_kill_under_load(zl_sut, history, profile, seed, fault):
 
 def corrupt_tail(directory: Path, how: str) -> dict:
     """Cut short (``torn``) or flip one bit of (``bitflip``) the last record of the last segment."""
-    first, path = list_segments(directory)[-1]
+    _first, path = list_segments(directory)[-1]
     data = path.read_bytes()
     res = wal_codec.scan(data)
     if not res.records:
@@ -229,7 +227,8 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
         window.update(corrupt_tail(Path(wal_dir), how))
         valid = intact_seqs(Path(wal_dir))
         verify = subprocess.run([sys.executable, "-m", "harness.cli", "wal", "verify",
-                                 str(wal_dir)], capture_output=True, text=True, timeout=60)
+                                 str(wal_dir)], check=False, capture_output=True, text=True,
+                                timeout=60)
         sut.restart(logger)
         recovery = (s.safe_digest(sut, logger) or {}).get("recovery")
     s.settle(sut)
@@ -244,7 +243,7 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
     else:
         applied = check_no_corrupt_accepted(int(recovery["next_seq"]) - 1, valid,
                                             requirement=f"{rid}.recovery")
-    v = combine([reported, applied], requirement=rid)
+    v = s.fold([reported, applied], rid)
     v.evidence.update(evidence)
     s.judge(v)
 
@@ -257,7 +256,12 @@ def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_pol
     rid = f"zero_loss.power_off.{power_policy}"
     if "power-off" not in profile.get("faults", ["power-off"]):
         s.na(f"profile {profile.get('name')} does not schedule power-off")
-    from harness.nemesis.power import LossyFsError, LossyMount, fuse_available, power_off
+    from harness.nemesis.power import (
+        LossyFsError,
+        LossyMount,
+        fuse_available,
+        power_off,
+    )
 
     ok, why = fuse_available()
     if not ok:
