@@ -43,19 +43,21 @@ metadata, never engine state.
 Test-only faults (``faults:`` in the config): ``unmuted_secondary`` makes a
 secondary publish like a primary; ``no_gap_rerequest`` never sends a
 re-request, so a lost packet stalls the node. ``nondeterministic_tiebreak``
-needs a hook in the (pure) engine that does not exist yet: the node refuses
-to start with it rather than silently run a correct engine.
+runs ``broken_tiebreak.SaltedTiebreakEngine`` salted with the pid, so twin
+replicas diverge.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import socket
 import sys
 import time
 
 from reference_impl import node, transport
+from reference_impl.broken_tiebreak import SaltedTiebreakEngine
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
@@ -72,7 +74,6 @@ CHECKPOINTS_KEPT = 1000
 CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
 DIGEST_CHECKPOINTS = 5
 DIGEST_HOLES = 20  #: the first holes of the input stream, in a digest
-UNSUPPORTED_FAULTS = ("nondeterministic_tiebreak",)
 
 log = logging.getLogger("crucible.engine")
 
@@ -92,7 +93,10 @@ class EngineAgent:
         self.primary = role == "primary"
         self.publishing = self.primary or "unmuted_secondary" in cfg.faults
         self.rerequest = "no_gap_rerequest" not in cfg.faults
-        self.engine = Engine(cfg.instrument_table())
+        if "nondeterministic_tiebreak" in cfg.faults:
+            self.engine: Engine = SaltedTiebreakEngine(cfg.instrument_table(), salt=os.getpid())
+        else:
+            self.engine = Engine(cfg.instrument_table())
         self.receiver = Receiver(next_seq=1, retransmit_after_ns=RETRY_NS)
         self.tracker = EmittedTracker()
         self.in_session = cfg.input_stream.session.encode("ascii")
@@ -402,11 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         role = args.role or cfg.engine(args.id).role
     except Exception as exc:
         print(exc, file=sys.stderr)
-        return 2
-    unsupported = [f for f in cfg.faults if f in UNSUPPORTED_FAULTS]
-    if unsupported:
-        print(f"config error: faults: {unsupported} not supported by this engine node "
-              "(needs an engine hook)", file=sys.stderr)
         return 2
     stop = node.StopFlag()
     agent = EngineAgent(cfg, args.id, role)

@@ -113,7 +113,7 @@ class Engine:
     def __init__(self, instruments: Instruments | None = None) -> None:
         self.instruments = instruments if instruments is not None else Instruments()
         self.last_applied_seq = 0
-        self.epoch = 0
+        self.epoch = 1  # the sequencer's first epoch; LeaderChange(2) is the first promotion
         self.last_order_ref = 0
         self.last_match_id = 0
         self._books: dict[str, Book] = {}
