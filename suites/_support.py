@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from harness.checkers.verdict import Verdict, enforce
+from harness.clients import HttpClient
 from harness.history import NEMESIS, History
 from harness.sut.base import NotSupported, Sut, SutError
 from harness.workload import OrderFlow, WorkloadSpec
@@ -377,31 +378,16 @@ def json_of(data: bytes) -> Any:
         return None
 
 
-def send_order(session: HttpSession, history: History, process: int, account: str,
-               password: str, body: Any) -> str:
-    """One order request through the HTTP door, recorded; returns the completion type."""
-    f, method, path, doc, value = order_request(account, body)
-    inv = history.invoke(process, f, value)
-    headers = {"Authorization": basic_auth(account, password)}
-    payload = None
-    if doc is not None:
-        payload = json.dumps(doc).encode()
-        headers["Content-Type"] = "application/json"
-    try:
-        status, _, data = session.request(method, path, payload, headers)
-    except (OSError, http.client.HTTPException) as exc:
-        history.complete(inv, "info", {**value, "error": f"{type(exc).__name__}: {exc}"})
-        return "info"
-    reply = json_of(data) or {}
-    if status == 200:
-        history.complete(inv, "ok", {**value, "outputs": reply.get("outputs", []),
-                                     "status": status})
-        return "ok"
-    if status in (504,) or status >= 500:
-        history.complete(inv, "info", {**value, "status": status, "error": reply.get("error")})
-        return "info"
-    history.complete(inv, "fail", {**value, "status": status, "error": reply.get("error")})
-    return "fail"
+def send_body(client: HttpClient, body: Any) -> str:
+    """One core request body through ``client`` (recorded in its history); the completion type."""
+    f, _, _, doc, value = order_request(client.account, body)
+    if f == "new":
+        result = client.new_order(**doc)
+    elif f == "cancel":
+        result = client.cancel(value["token"], body.qty)
+    else:
+        result = client.replace(value["token"], value["new_token"], doc["qty"], doc["price"])
+    return result.type
 
 
 def workload(sut: Sut, seed: int, profile: dict | None = None, prefix: str = "") -> OrderFlow:
@@ -455,7 +441,8 @@ class Load:
                  first_process: int = 0, timeout_s: float = HTTP_TIMEOUT_S,
                  rate_per_s: float | None = None) -> None:
         self.sut, self.history, self.flow = sut, history, flow
-        self.address = http_address(sut)
+        http_address(sut)  # N/A without an HTTP door
+        self.base_url = sut.endpoints()["http"]
         self.passwords = sut.accounts()
         self.workers, self.first_process, self.timeout_s = workers, first_process, timeout_s
         self.interval = 1.0 / rate_per_s if rate_per_s else 0.0
@@ -484,18 +471,23 @@ class Load:
         self._t0 = t0
 
         def worker(process: int) -> None:
-            session = HttpSession(*self.address, timeout_s=self.timeout_s)
+            clients: dict[str, HttpClient] = {}
             try:
                 while (item := self._draw(budget, deadline)) is not None:
                     slot, (account, body) = item
                     if (wait := slot - time.monotonic()) > 0:
                         time.sleep(wait)
-                    kind = send_order(session, self.history, process, account,
-                                      self.passwords[account], body)
+                    client = clients.get(account)
+                    if client is None:
+                        client = clients[account] = HttpClient(
+                            self.base_url, account, self.passwords[account], self.history,
+                            process, self.timeout_s)
+                    kind = send_body(client, body)
                     with self._lock:
                         self.stats.outcomes[kind] += 1
             finally:
-                session.close()
+                for c in clients.values():
+                    c.close()
 
         threads = [threading.Thread(target=worker, args=(self.first_process + i,), daemon=True)
                    for i in range(self.workers)]
