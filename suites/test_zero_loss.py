@@ -251,29 +251,17 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
 # ------------------------------------------------------------------ power-off
 
 
-def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_policy):
-    """power-off (unsynced writes dropped) loses no acknowledged order"""
-    rid = f"zero_loss.power_off.{power_policy}"
-    if "power-off" not in profile.get("faults", ["power-off"]):
-        s.na(f"profile {profile.get('name')} does not schedule power-off")
-    from harness.nemesis.power import (
-        LossyFsError,
-        LossyMount,
-        fuse_available,
-        power_off,
-    )
+def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str,
+                    trial: int) -> Verdict:
+    """One SUT on the lossy filesystem, loaded, then powered off; its surviving WAL judged."""
+    from harness.nemesis.power import LossyFsError, LossyMount, power_off
 
-    ok, why = fuse_available()
-    if not ok:
-        s.unknown(f"power-off needs the lossy FUSE filesystem: {why}")
-    run_dir = tmp_path_factory.mktemp(f"power_off_{power_policy}")
     orders = int(profile["orders_per_trial"])
-    min_acked = int(profile.get("min_acked", 100))
-    with s.open_sut(sut_name, run_dir, seed, profile, start=False,
-                    durability=power_policy) as sut:
+    with s.open_sut(sut_name, run_dir, seed + trial, profile, start=False,
+                    durability=policy) as sut:
         s.require_features(sut, "power_off")
-        if sut.durability != power_policy:
-            s.na(f"{sut.name} runs policy {sut.durability}, not {power_policy}")
+        if sut.durability != policy:
+            s.na(f"{sut.name} runs policy {sut.durability}, not {policy}")
         mounts = []
         try:
             for d in sut.data_dirs().values():
@@ -281,14 +269,15 @@ def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_pol
                 mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}").mount())
             s.start_sut(sut)
             since = len(history.ops)
-            flow = s.workload(sut, seed * 41, profile, prefix=f"P{power_policy[0].upper()}")
+            flow = s.workload(sut, seed * 41 + trial, profile,
+                              prefix=f"P{trial}{policy[0].upper()}")
             first = orders * 2 // 3
             before = s.Load(sut, history, flow, workers=4, rate_per_s=s.rate(profile)).run(first)
             load = s.Load(sut, history, flow, workers=4, first_process=20,
                           rate_per_s=s.rate(profile))
             load.start(orders - first, duration_s=FAULT_WINDOW_S)
             load.wait_sent((orders - first) // 4)
-            with s.fault(history, "power-off", policy=power_policy) as window:
+            with s.fault(history, "power-off", policy=policy, trial=trial) as window:
                 crash = power_off(mounts, list(sut.components().values()))
                 window["discarded"] = [{k: c.get(k) for k in ("files", "bytes_discarded")}
                                        for c in crash]
@@ -301,11 +290,32 @@ def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_pol
                     m.unmount()
         surviving = wal_orders(sut)
     v = check_zero_acked_loss(s.sub_history(history, since), surviving, None,
-                              min_acked=min_acked, policy=power_policy, requirement=rid)
+                              min_acked=int(profile.get("min_acked", 100)), policy=policy,
+                              requirement=f"zero_loss.power_off.{policy}.trial{trial}")
     v.evidence.update(load_before=before.as_dict(), load_during=after.as_dict(),
                       wal_orders=len(surviving), crash=window.get("discarded"))
+    return v
+
+
+def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_policy):
+    """power-off (unsynced writes dropped) loses no acknowledged order"""
+    rid = f"zero_loss.power_off.{power_policy}"
+    if "power-off" not in profile.get("faults", ["power-off"]):
+        s.na(f"profile {profile.get('name')} does not schedule power-off")
+    from harness.nemesis.power import fuse_available
+
+    ok, why = fuse_available()
+    if not ok:
+        s.unknown(f"power-off needs the lossy FUSE filesystem: {why}")
+    verdicts = [power_off_trial(sut_name, seed, profile, history,
+                                tmp_path_factory.mktemp(f"power_off_{power_policy}"),
+                                power_policy, t + 1)
+                for t in range(int(profile.get("trials", 1)))]
+    v = s.fold(verdicts, rid)
+    v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
+                            for p in verdicts]
     if power_policy == "replicated" and v.status != "fail":
         v = Verdict.failed(rid, "durability policy 'replicated' acknowledges before fsync, so a "
                            "power-off can lose acknowledged orders; the seed asks that none is "
-                           f"ever lost (this trial: {v.summary})", v.evidence)
+                           f"ever lost (this run: {v.summary})", v.evidence)
     s.judge(v)
