@@ -102,7 +102,8 @@ class HttpClient:
         return self.request("POST", "/v1/orders", body)
 
     def cancel(self, token: str, qty: int | None = None) -> HttpResult:
-        return self.request("DELETE", f"/v1/orders/{token}" + ("" if qty is None else f"?qty={qty}"))
+        query = "" if qty is None else f"?qty={qty}"
+        return self.request("DELETE", f"/v1/orders/{token}{query}")
 
     def replace(self, token: str, new_token: str, qty: int, price: int) -> HttpResult:
         return self.request("POST", f"/v1/orders/{token}/replace",

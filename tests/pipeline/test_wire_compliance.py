@@ -42,11 +42,10 @@ from reference_impl.core.ouch_messages import (
     EnterOrder,
     ReplaceOrder,
 )
-from tests.pipeline.clients import wait_until
 
 TSHARK, DUMPCAP = shutil.which("tshark"), shutil.which("dumpcap")
 pytestmark = pytest.mark.skipif(not (TSHARK and DUMPCAP), reason="UNKNOWN: tshark not installed")
-PROBE_PORT = 21999  #: unused by the cluster: one deliberately malformed MoldUDP64 datagram goes here
+PROBE_PORT = 21999  #: unused by the cluster: one malformed MoldUDP64 datagram goes here
 
 
 class Capture:
