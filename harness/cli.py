@@ -64,7 +64,13 @@ def _add_certify(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal, _add_certify]
+def _add_load(sub: argparse._SubParsersAction) -> None:
+    from harness.load_cmd import register
+
+    register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal, _add_certify, _add_load]
 
 
 def build_parser() -> argparse.ArgumentParser:
