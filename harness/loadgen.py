@@ -107,6 +107,18 @@ def min_samples(percentile: float) -> int:
     return math.ceil(1.0 / (1.0 - percentile / 100.0) - 1e-9)
 
 
+def value_at_percentile(hist: Any, percentile: float) -> int:
+    """The nearest-rank percentile (rank ``ceil(p/100 * n)``, as the report's table) read from an
+    HdrHistogram as the highest value equivalent to its bucket. hdrh's own
+    ``get_value_at_percentile`` rounds the rank half-up, one sample short at times."""
+    n = int(hist.get_total_count())
+    rank = max(1, math.ceil(percentile / 100.0 * n - 1e-9))
+    for item in hist.get_recorded_iterator():
+        if item.total_count_to_this_value >= rank:
+            return int(item.value_iterated_to)
+    return int(hist.get_max_value())
+
+
 def _hardware_text(match: Mapping[str, Any]) -> str:
     if not match:
         return "hardware: no target profile"
@@ -124,9 +136,9 @@ def judge_budget(histograms: Mapping[str, Any], budget: Mapping[str, Any],
     A check is UNKNOWN when its stage has fewer than ``min_samples`` values or
     fewer than ``min_coverage`` of the ``expected`` count (the samples would be a
     subset). Any FAIL fails; else any UNKNOWN, or requests that got no answer
-    (``unanswered``), make it UNKNOWN. The percentile is read from the
-    HdrHistogram (values in ns): the highest value equivalent to it, so rounding
-    never favours the SUT. The hardware match never changes the status: it is
+    (``unanswered``), make it UNKNOWN. The percentile is the nearest rank, read
+    from the HdrHistogram (values in ns) as the highest value equivalent to it, so
+    rounding never favours the SUT (``value_at_percentile``). The hardware match never changes the status: it is
     stated next to it (summary and evidence).
     """
     match = dict(hardware_match or {})
@@ -149,7 +161,7 @@ def judge_budget(histograms: Mapping[str, Any], budget: Mapping[str, Any],
         elif want and count < min_coverage * want:
             row.update(status=UNKNOWN, why=f"stage stamps for {count} of {want} answered requests")
         else:
-            value = hist.get_value_at_percentile(c.percentile)
+            value = value_at_percentile(hist, c.percentile)
             row.update(value_us=value / 1000, max_us=hist.get_max_value() / 1000,
                        status=PASS if value <= c.limit_us * 1000 else FAIL)
             row["why"] = (f"{c.stage} p{c.percentile:g} {value / 1000:.1f} µs "

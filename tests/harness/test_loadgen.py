@@ -26,6 +26,7 @@ from harness.loadgen import (
     request_call,
     run_load,
     stage_samples,
+    value_at_percentile,
 )
 from harness.loadgen import judge_budget as judge
 from harness.schedule import plan_schedule
@@ -55,6 +56,15 @@ def test_p99_is_read_from_the_histogram() -> None:
     assert check["stage"] == "engine" and check["percentile"] == 99.0 and check["limit_us"] == 50
     assert 59.9 < check["value_us"] < 60.1 and check["count"] == 100 and check["status"] == FAIL
     assert "engine p99" in over.summary and "> 50 µs" in over.summary
+
+
+def test_percentile_is_the_nearest_rank_rounded_against_the_sut() -> None:
+    # 99 % of 2880 is rank 2851.2: the nearest rank is 2852, a slow sample; hdrh would round to 2851
+    hists = {"engine": hgram([10_000] * 2851 + [60_000] * 29)}
+    v = judge(hists, BUDGET, MATCHED)
+    assert v.status == FAIL and v.evidence["checks"][0]["value_us"] >= 60.0
+    assert value_at_percentile(hists["engine"], 99.0) >= 60_000
+    assert value_at_percentile(hgram([10_000] * 100), 50.0) >= 10_000  # never below the value
 
 
 def test_hardware_match_is_stated_and_never_changes_the_status() -> None:
