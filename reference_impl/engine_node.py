@@ -65,7 +65,7 @@ from reference_impl.core.errors import DecodeError
 from reference_impl.core.output_codec import OutputRecord
 from reference_impl.core.receiver import Deliver, Receiver
 from reference_impl.output_tracker import EmittedTracker
-from reference_impl.retransmit_ring import RetransmitRing
+from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -140,7 +140,7 @@ class EngineAgent:
                          "rerequests_sequencer": 0, "rerequests_archive": 0,
                          "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
                          "output_heartbeats": 0, "retransmit_requests": 0,
-                         "bad_retransmit_requests": 0, "retransmitted_packets": 0,
+                         "bad_retransmit_requests": 0, "retransmit_packets": 0,
                          "checkpoints": 0, "statuses": 0}
 
     # ------------------------------------------------------------- inbound
@@ -179,22 +179,11 @@ class EngineAgent:
                 observe(seq, index, count, epoch)
 
     def on_retransmit_request(self, data: bytes, addr: tuple) -> None:
-        self.counters["retransmit_requests"] += 1
-        try:
-            req = mold_codec.decode_request(data)
-        except DecodeError:
-            self.counters["bad_retransmit_requests"] += 1
-            return
-        if req.session != self.out_session:
-            self.counters["bad_retransmit_requests"] += 1
-            return
         assert self.retransmit_sock is not None
-        for datagram in self.ring.serve_request(self.out_session, req.seq, req.count, MAX_PAYLOAD):
-            try:
-                self.retransmit_sock.sendto(datagram, addr)
-            except OSError:
-                return
-            self.counters["retransmitted_packets"] += 1
+        answer_rerequest(self.retransmit_sock, data, addr, self.out_session,
+                         lambda seq, count: self.ring.serve_request(self.out_session, seq, count,
+                                                                    MAX_PAYLOAD),
+                         self.counters, "retransmit")
 
     # ------------------------------------------------------------- decisions
 

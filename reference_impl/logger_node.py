@@ -44,7 +44,12 @@ from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.receiver import Deliver, Receiver
-from reference_impl.retransmit_ring import MAX_REPLY_MESSAGES, MAX_REPLY_PACKETS, RetransmitRing
+from reference_impl.retransmit_ring import (
+    MAX_REPLY_MESSAGES,
+    MAX_REPLY_PACKETS,
+    RetransmitRing,
+    answer_rerequest,
+)
 from reference_impl.wal import WalWriter
 
 MAX_PAYLOAD = 1400
@@ -119,21 +124,8 @@ class LoggerAgent:
         self.counters["rerequests"] += 1
 
     def on_archive_request(self, data: bytes, addr: tuple) -> None:
-        self.counters["archive_requests"] += 1
-        try:
-            req = mold_codec.decode_request(data)
-        except DecodeError:
-            self.counters["bad_archive_requests"] += 1
-            return
-        if req.session != self.session:
-            self.counters["bad_archive_requests"] += 1
-            return
-        for datagram in self.plan_archive_reply(req.seq, req.count):
-            try:
-                self.archive_sock.sendto(datagram, addr)
-            except OSError:
-                return
-            self.counters["archive_packets"] += 1
+        answer_rerequest(self.archive_sock, data, addr, self.session, self.plan_archive_reply,
+                         self.counters, "archive")
 
     def plan_archive_reply(self, seq: int, count: int) -> list[bytes]:
         """The reply datagrams: the written part of the range, from memory or the WAL."""

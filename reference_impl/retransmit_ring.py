@@ -13,7 +13,11 @@ stays a loop of ``sendto``.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable, Iterable
+
 from reference_impl.core import mold_codec
+from reference_impl.core.errors import DecodeError
 
 #: Most datagrams one re-request is answered with (an amplification bound: a
 #: receiver asks again for what it still lacks).
@@ -79,3 +83,29 @@ class RetransmitRing:
             out.append(mold_codec.encode_packet(session, first, group))
             first += len(group)
         return out
+
+
+def answer_rerequest(sock: socket.socket, data: bytes, addr: tuple, session: bytes,
+                     plan: Callable[[int, int], Iterable[bytes]], counters: dict[str, int],
+                     kind: str) -> None:
+    """Decode one MoldUDP64 re-request and send ``plan(seq, count)``'s datagrams to its sender.
+
+    Shared by every server of re-requests (the sequencer's ring, the primary's
+    output ring, the logger's archive). Counts ``<kind>_requests``,
+    ``bad_<kind>_requests`` (undecodable or another stream's session) and
+    ``<kind>_packets`` sent; a send error ends the reply (the receiver asks again).
+    """
+    counters[f"{kind}_requests"] += 1
+    try:
+        req = mold_codec.decode_request(data)
+    except DecodeError:
+        req = None
+    if req is None or req.session != session:
+        counters[f"bad_{kind}_requests"] += 1
+        return
+    for datagram in plan(req.seq, req.count):
+        try:
+            sock.sendto(datagram, addr)
+        except OSError:
+            return
+        counters[f"{kind}_packets"] += 1

@@ -41,7 +41,7 @@ from reference_impl.core import mold_codec, sequenced_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.messages import CLIENT_BODIES, LeaderChange, SnapshotRequest
 from reference_impl.core.sequencing import Request, Sequencer
-from reference_impl.retransmit_ring import RetransmitRing
+from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -74,7 +74,7 @@ class SequencerAgent:
         self.last_send_ns = 0
         self.counters = {"sequenced": 0, "duplicates": 0, "garbage": 0, "skipped_dedup": 0,
                          "packets": 0, "heartbeats": 0, "retransmit_requests": 0,
-                         "retransmitted_packets": 0, "bad_retransmit_requests": 0}
+                         "retransmit_packets": 0, "bad_retransmit_requests": 0}
 
     # ------------------------------------------------------------- inbound
 
@@ -117,21 +117,10 @@ class SequencerAgent:
         self.counters["sequenced"] += 1
 
     def on_retransmit_request(self, data: bytes, addr: tuple) -> None:
-        self.counters["retransmit_requests"] += 1
-        try:
-            req = mold_codec.decode_request(data)
-        except DecodeError:
-            self.counters["bad_retransmit_requests"] += 1
-            return
-        if req.session != self.session:
-            self.counters["bad_retransmit_requests"] += 1
-            return
-        for datagram in self.ring.serve_request(self.session, req.seq, req.count, MAX_PAYLOAD):
-            try:
-                self.retransmit_sock.sendto(datagram, addr)
-            except OSError:
-                return
-            self.counters["retransmitted_packets"] += 1
+        answer_rerequest(self.retransmit_sock, data, addr, self.session,
+                         lambda seq, count: self.ring.serve_request(self.session, seq, count,
+                                                                    MAX_PAYLOAD),
+                         self.counters, "retransmit")
 
     # ------------------------------------------------------------- admin
 
