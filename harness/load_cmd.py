@@ -146,8 +146,6 @@ def run_load_cmd(*, profile: str = DEFAULT_PROFILE, sut: str = "reference", door
     try:
         prof, prof_path = load_profile(profile)
         shape = dict(prof.get("shape") or {})
-        if duration is not None:
-            shape["duration_s"] = min(float(shape.get("duration_s", duration)), float(duration))
         segments(shape)
         parse_budgets(prof.get("budgets") or {})
     except (OSError, ValueError) as exc:  # a ShapeError is a ValueError
@@ -158,7 +156,8 @@ def run_load_cmd(*, profile: str = DEFAULT_PROFILE, sut: str = "reference", door
     results = Path(results)
     run_dir = make_run_dir(results, new_run_id(seed))
     started, t_start = utc_now(), time.monotonic()
-    console.print(f"crucible load: profile {prof['name']} ({describe(shape)}) · door {door} · sut {sut} · "
+    cap = f", first {duration:g} s" if duration is not None and duration < shape["duration_s"] else ""
+    console.print(f"crucible load: profile {prof['name']} ({describe(shape)}{cap}) · door {door} · sut {sut} · "
                   f"seed {seed} (reproduce with --seed {seed}) · run {run_dir}", highlight=False)
     history = History()
     target_sut = None
@@ -214,7 +213,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--door", choices=("ouch", "http"), help="front door (default: the profile's, else ouch)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="cap the profile's duration at S seconds")
+                   help="run only the profile's first S seconds (a ramp keeps its slope)")
     p.add_argument("--results", default="results", help="results directory (default: ./results)")
     p.add_argument("--keep-sut-data", action="store_true",
                    help="keep the reference SUT's WAL in <run>/sut (removed by default: 64 MiB a run)")

@@ -283,6 +283,7 @@ class LoadResult:
     offsets: list[int]
     invokes: list[Op | None]
     completions: list[Op | None]
+    duration_s: float = 0.0  #: of the schedule: the shape's, or less under a duration cap
     stage_rows: list[dict[str, int]] = field(default_factory=list)
     answered: int | None = None  #: requests the SUT says it answered (stage rows expected)
     unsent: int = 0  #: slots never sent: the run hit its hard stop
@@ -342,9 +343,9 @@ class LoadResult:
 
     def summary(self) -> dict[str, Any]:
         c = self.counts()
-        span_s = float(self.shape.get("duration_s") or 0.0)
+        span_s = self.duration_s
         _, negative = stage_samples(self.stage_rows)
-        return {"door": self.door, "shape": self.shape, "counts": c,
+        return {"door": self.door, "shape": self.shape, "duration_s": self.duration_s, "counts": c,
                 "offered_per_s": round(c["scheduled"] / span_s, 1) if span_s else None,
                 "ok_per_s": round(c[OK] / self.elapsed_s, 1) if self.elapsed_s else None,
                 "elapsed_s": round(self.elapsed_s, 3), "stage_rows": len(self.stage_rows),
@@ -502,14 +503,19 @@ class _Run:
 def run_load(sut: Any, profile: Mapping[str, Any], history: History, seed: int, *,
              door: str = "ouch", duration_s: float | None = None, drain_s: float | None = None,
              http_workers: int | None = None, token_prefix: str = "") -> LoadResult:
-    """Run the profile's shape and workload against a started SUT, open loop (module doc)."""
+    """Run the profile's shape and workload against a started SUT, open loop (module doc).
+
+    ``duration_s`` caps the run to the schedule's first seconds (a ramp keeps its slope).
+    """
     if door not in ("ouch", "http"):
         raise LoadError(f"door must be ouch or http, got {door!r}")
     shape = dict(profile.get("shape") or {})
-    if duration_s is not None:
-        shape["duration_s"] = min(float(shape.get("duration_s", duration_s)), float(duration_s))
     segments(shape)  # a bad shape fails here, before anything starts
     offsets = plan_schedule(shape, seed)
+    span_s = float(shape["duration_s"])
+    if duration_s is not None and duration_s < span_s:  # the profile's first seconds, same slope
+        offsets = [t for t in offsets if t < duration_s * NS]
+        span_s = float(duration_s)
     if not offsets:
         raise LoadError("the shape schedules no request")
     spec, notes = workload_spec(sut, profile.get("workload") or {})
@@ -562,7 +568,7 @@ def run_load(sut: Any, profile: Mapping[str, Any], history: History, seed: int, 
         for c in run.ouch.values():
             c.logout(1.0)
         gc.unfreeze()
-    result = LoadResult(door, shape, run.t0, offsets, run.invokes, run.completions, notes=notes,
+    result = LoadResult(door, shape, run.t0, offsets, run.invokes, run.completions, span_s, notes=notes,
                         unsent=run.unsent, elapsed_s=(time.monotonic_ns() - run.t0) / 1e9)
     if door == "ouch":
         result.stage_rows = sorted(run.stage_map.values(), key=lambda d: d["request_seq"])

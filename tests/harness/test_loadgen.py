@@ -149,7 +149,7 @@ def test_result_bookkeeping_on_literal_ops() -> None:
     done = [h.complete(a, hist.OK, {"outputs": []}),
             h.complete(b, hist.FAIL, {"outputs": [{"type": "rejected", "reason": "backpressure"}]}),
             h.complete(c, hist.INFO, {"outputs": [], "reason": "timeout"})]
-    r = LoadResult("ouch", {"duration_s": 3}, t0, offsets, [a, b, c], done)
+    r = LoadResult("ouch", {"duration_s": 3}, t0, offsets, [a, b, c], done, 3.0)
     counts = r.counts()
     assert (counts["ok"], counts["fail"], counts["info"], counts["backpressure"]) == (1, 1, 1, 1)
     assert r.unanswered == 1
@@ -222,11 +222,13 @@ def test_open_loop_run_over_ouch_writes_a_run_dir(sut, tmp_path: Path) -> None:
     assert json.loads((run_dir / "load.json").read_text())["counts"]["sent"] == len(schedule)
 
 
-def test_open_loop_run_over_http(sut) -> None:
-    profile = {**PROFILE, "shape": {"kind": "constant", "rate_per_s": 200, "duration_s": 1}, "http_workers": 4}
+def test_open_loop_run_over_http_capped_to_the_first_second(sut) -> None:
+    profile = {**PROFILE, "shape": {"kind": "constant", "rate_per_s": 200, "duration_s": 30}, "http_workers": 4}
     history = History()
-    result = run_load(sut, profile, history, seed=12, door="http", token_prefix="H")
-    check_history(result, history.ops, plan_schedule(profile["shape"], 12))
+    result = run_load(sut, profile, history, seed=12, door="http", duration_s=1, token_prefix="H")
+    schedule = [t for t in plan_schedule(profile["shape"], 12) if t < 10**9]
+    assert len(schedule) == 200 and result.duration_s == 1
+    check_history(result, history.ops, schedule)
     assert result.answered and len(result.stage_rows) == result.answered  # stages ride on every 200
     assert {op.process for op in history.ops} <= set(range(4 * len(sut.accounts())))
 
