@@ -43,6 +43,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -198,26 +199,23 @@ def build_stream(seed: int = 1, messages: int = 300_000, depth: int = 1000,
     return warm, timed, info
 
 
-def time_engine(warm: list[Sequenced], timed: list[Sequenced]) -> float:
-    engine = Engine()
-    apply = engine.apply
+def time_apply(apply: Callable[[Sequenced], object], warm: list[Sequenced],
+               timed: list[Sequenced]) -> float:
+    """Seconds ``apply`` takes over ``timed``, after it has seen ``warm``."""
     for m in warm:
         apply(m)
     t0 = time.perf_counter()
     for m in timed:
         apply(m)
     return time.perf_counter() - t0
+
+
+def time_engine(warm: list[Sequenced], timed: list[Sequenced]) -> float:
+    return time_apply(Engine().apply, warm, timed)
 
 
 def time_naive(warm: list[Sequenced], timed: list[Sequenced]) -> float:
-    book = NaiveBook()
-    apply = book.apply
-    for m in warm:
-        apply(m)
-    t0 = time.perf_counter()
-    for m in timed:
-        apply(m)
-    return time.perf_counter() - t0
+    return time_apply(NaiveBook().apply, warm, timed)
 
 
 def main(argv: list[str] | None = None) -> int:
