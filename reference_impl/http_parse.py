@@ -11,14 +11,12 @@ hand-typed requests: ``ord_type`` defaults to ``"limit"`` and ``tif`` to
 
 from __future__ import annotations
 
-from reference_impl.core.messages import NewOrder, OrdType, RejectReason, Replace, Side, Tif
+from reference_impl.core.messages import NewOrder, OrdType, RejectReason, Replace, Tif
+from reference_impl.core.replay_format import ORD_TYPES, SIDES, TIFS, json_type
 from reference_impl.core.rules import check_qty, valid_token
 
 _NEW_FIELDS = ("token", "symbol", "side", "qty", "price", "ord_type", "tif", "min_qty", "account")
 _REPLACE_FIELDS = ("new_token", "qty", "price")
-_SIDES = {"B": Side.BUY, "S": Side.SELL}
-_ORD_TYPES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
-_TIFS = ("DAY", "IOC", "FOK")
 
 
 class RequestError(ValueError):
@@ -31,27 +29,13 @@ class RequestError(ValueError):
         super().__init__(f"{code}: {field}: {message}")
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 class _Fields:
     __slots__ = ("obj",)
 
     def __init__(self, obj: object, allowed: tuple[str, ...]) -> None:
         if not isinstance(obj, dict):
             raise RequestError("malformed_json", "body",
-                               f"expected a JSON object, got {_json_type(obj)}")
+                               f"expected a JSON object, got {json_type(obj)}")
         for key in obj:
             if key not in allowed:
                 raise RequestError("unknown_field", key, f"not a field of this request "
@@ -67,7 +51,7 @@ class _Fields:
         if type(value) is not kind:  # bool is not an int here; 1.0 is not an int
             raise RequestError("wrong_type", field,
                                f"expected {'integer' if kind is int else 'string'}, "
-                               f"got {_json_type(value)}")
+                               f"got {json_type(value)}")
         return value
 
     def choice(self, field: str, names, default: object = ...) -> str:
@@ -84,16 +68,16 @@ def parse_new_order(obj: object, account: str) -> NewOrder:
         raise RequestError("bad_value", "account", "must be the authenticated account")
     token = f.get("token", str)
     symbol = f.get("symbol", str)
-    side = _SIDES[f.choice("side", _SIDES)]
+    side = SIDES[f.choice("side", SIDES)]
     qty = f.get("qty", int)
-    ord_type = _ORD_TYPES[f.choice("ord_type", _ORD_TYPES, "limit")]
+    ord_type = ORD_TYPES[f.choice("ord_type", ORD_TYPES, "limit")]
     if ord_type is OrdType.MARKET:
         if "price" in f.obj:
             raise RequestError("bad_value", "price", "not allowed for a market order")
         price = 0
     else:
         price = f.get("price", int)
-    tif_name = f.choice("tif", _TIFS, "DAY")
+    tif_name = f.choice("tif", TIFS, "DAY")
     if tif_name == "FOK":
         if "min_qty" in f.obj:
             raise RequestError("bad_value", "min_qty", "not allowed with FOK (FOK is min_qty = qty)")

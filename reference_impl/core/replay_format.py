@@ -54,11 +54,15 @@ from .messages import (
 )
 
 __all__ = [
+    "ORD_TYPES",
+    "SIDES",
+    "TIFS",
     "End",
     "ReplayFormatError",
     "end_to_json",
     "format_line",
     "input_to_json",
+    "json_type",
     "output_from_json",
     "output_to_json",
     "parse_input_line",
@@ -68,9 +72,10 @@ __all__ = [
 U64_MAX = (1 << 64) - 1
 _ACCOUNT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ACCOUNT_MAX = 6
-_SIDES = {"B": Side.BUY, "S": Side.SELL}
-_ORD_TYPES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
-_TIFS = ("DAY", "IOC", "FOK")
+#: The format's names for sides, order types and tifs (the HTTP door reads the same).
+SIDES = {"B": Side.BUY, "S": Side.SELL}
+ORD_TYPES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
+TIFS = ("DAY", "IOC", "FOK")
 _LIQUIDITY = ("A", "R")
 _REJECT_REASONS = {r.value: r for r in RejectReason}
 _CANCEL_REASONS = {r.value: r for r in CancelReason}
@@ -117,7 +122,8 @@ class End(NamedTuple):
 # ------------------------------------------------------------------ helpers
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON type name of a decoded value, for messages (a bool is not an integer)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -148,7 +154,7 @@ def _load_object(text: str | bytes, lineno: int) -> dict:
     except (ValueError, RecursionError) as exc:
         raise ReplayFormatError(lineno, "line", f"not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
-        raise ReplayFormatError(lineno, "line", f"expected a JSON object, got {_json_type(obj)}")
+        raise ReplayFormatError(lineno, "line", f"expected a JSON object, got {json_type(obj)}")
     return obj
 
 
@@ -169,7 +175,7 @@ class _Reader:
             raise self.fail(field, "missing")
         value = self.obj[field]
         if type(value) is not int:  # bool is an int subclass: rejected here
-            raise self.fail(field, f"expected integer, got {_json_type(value)}")
+            raise self.fail(field, f"expected integer, got {json_type(value)}")
         if lo is not None and value < lo:
             raise self.fail(field, f"must be >= {lo}, got {value}")
         if hi is not None and value > hi:
@@ -181,7 +187,7 @@ class _Reader:
             raise self.fail(field, "missing")
         value = self.obj[field]
         if type(value) is not str:
-            raise self.fail(field, f"expected string, got {_json_type(value)}")
+            raise self.fail(field, f"expected string, got {json_type(value)}")
         return value
 
     def name(self, field: str, names) -> str:
@@ -236,16 +242,16 @@ def parse_input_line(text: str | bytes, lineno: int) -> Sequenced:
 def _parse_new(r: _Reader) -> NewOrder:
     token = r.string("token")
     symbol = r.string("symbol")
-    side = _SIDES[r.name("side", _SIDES)]
+    side = SIDES[r.name("side", SIDES)]
     qty = r.integer("qty")
-    ord_type = _ORD_TYPES[r.name("ord_type", _ORD_TYPES)]
+    ord_type = ORD_TYPES[r.name("ord_type", ORD_TYPES)]
     if ord_type is OrdType.MARKET:
         if "price" in r.obj:
             raise r.fail("price", "price not allowed for market orders")
         price = 0
     else:
         price = r.integer("price")
-    tif_name = r.name("tif", _TIFS)
+    tif_name = r.name("tif", TIFS)
     if tif_name == "FOK":
         if "min_qty" in r.obj:
             raise r.fail("min_qty", "min_qty not allowed with FOK (FOK means min_qty = qty)")
@@ -333,7 +339,7 @@ def format_line(obj: dict) -> str:
 def output_from_json(obj: dict, lineno: int = 0) -> Output:
     """Inverse of ``output_to_json``; raises ``ReplayFormatError`` on a bad object."""
     if not isinstance(obj, dict):
-        raise ReplayFormatError(lineno, "line", f"expected a JSON object, got {_json_type(obj)}")
+        raise ReplayFormatError(lineno, "line", f"expected a JSON object, got {json_type(obj)}")
     r = _Reader(obj, lineno)
     kind = r.name("type", _OUTPUT_FIELDS)
     if kind == "end":
@@ -342,7 +348,7 @@ def output_from_json(obj: dict, lineno: int = 0) -> Output:
     account, token = r.string("account"), r.string("token")
     result: Output
     if kind == "accepted":
-        symbol, side = r.string("symbol"), _SIDES[r.name("side", _SIDES)]
+        symbol, side = r.string("symbol"), SIDES[r.name("side", SIDES)]
         result = Accepted(seq, account, token, symbol, side,
                           r.integer("qty"), r.integer("price"), r.integer("order_ref"))
     elif kind == "executed":
