@@ -11,7 +11,16 @@ from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.messages import Cancel, Canceled, CancelReason, LeaderChange
 from reference_impl.core.rules import Instruments
-from tests.core.test_engine import SYM, P, Run, apply_all, buy, msg, random_stream, sell
+from tests.core.engine_scenarios import (
+    SYM,
+    P,
+    Run,
+    apply_all,
+    buy,
+    msg,
+    random_stream,
+    sell,
+)
 
 USER = CancelReason.USER
 
