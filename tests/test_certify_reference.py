@@ -38,3 +38,19 @@ def test_quick_certification_of_the_reference_passes_and_writes_the_run(tmp_path
     for name in ("report.html", "history.jsonl", "junit.xml", "hardware.json"):
         assert (run / name).stat().st_size > 0, name
     assert report["seed"] == 7 and report["durability_policy"] == "fsync"
+
+
+@pytest.mark.timeout(660)
+def test_reference_described_as_an_external_sut_passes_the_suites(tmp_path):
+    """docs/certify-your-exchange.md's worked example: what the descriptor offers passes, the rest is N/A."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:cacheprovider",
+                           "--sut", "docs/examples/reference-as-external.yaml", "--seed", "7",
+                           "--results-dir", str(tmp_path / "run")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "latest" / "report.json").read_text())
+    statuses = {r["id"]: r["status"] for r in report["requirements"]}
+    assert report["sut"]["kind"] == "external"
+    assert set(statuses.values()) <= {"pass", "n/a"}, statuses
+    assert statuses["zero_loss.kill_secondary"] == "pass"
+    assert statuses["auth.bad_password"] == "pass"
