@@ -12,6 +12,14 @@ import json
 
 import _support as s
 import pytest
+from _doors import (
+    HttpSession,
+    OuchSession,
+    basic_auth,
+    http_address,
+    json_of,
+    ouch_address,
+)
 
 from harness.checkers import Verdict
 
@@ -31,10 +39,10 @@ def two_accounts(sut) -> list[tuple[str, str]]:
 
 def http_call(sut, method: str, path: str, body: dict | None = None,
               auth: tuple[str, str] | None = None, raw_auth: str | None = None) -> tuple[int, dict]:
-    session = s.HttpSession(*s.http_address(sut))
+    session = HttpSession(*http_address(sut))
     headers = {}
     if auth is not None:
-        headers["Authorization"] = s.basic_auth(*auth)
+        headers["Authorization"] = basic_auth(*auth)
     if raw_auth is not None:
         headers["Authorization"] = raw_auth
     data = None
@@ -45,7 +53,7 @@ def http_call(sut, method: str, path: str, body: dict | None = None,
         status, _, reply = session.request(method, path, data, headers)
     finally:
         session.close()
-    return status, s.json_of(reply) or {}
+    return status, json_of(reply) or {}
 
 
 def order_body(sut, token: str) -> dict:
@@ -125,7 +133,7 @@ def test_bad_password(auth_sut):
         if status != 401:
             problems.append(f"HTTP with a wrong password answered {status}, not 401")
     if sut.offers("ouch"):
-        c = s.OuchSession(s.ouch_address(sut))
+        c = OuchSession(ouch_address(sut))
         try:
             reply = c.login(account, password + "x")
             closed = c.next() is None
@@ -160,7 +168,7 @@ def test_no_login(auth_sut):
         from reference_impl.core import ouch_codec
         from reference_impl.core.ouch_messages import EnterOrder
 
-        c = s.OuchSession(s.ouch_address(sut))
+        c = OuchSession(ouch_address(sut))
         try:
             symbol = next(iter(sut.instruments()), "ACME")
             c.send(c.sb.UnsequencedData(ouch_codec.encode(
@@ -186,7 +194,7 @@ def test_resume_wrong_session(auth_sut):
     sut = auth_sut
     s.require_features(sut, "ouch")
     (account, password), _ = two_accounts(sut)
-    c = s.OuchSession(s.ouch_address(sut))
+    c = OuchSession(ouch_address(sut))
     try:
         accepted = c.login(account, password)
     finally:
@@ -195,7 +203,7 @@ def test_resume_wrong_session(auth_sut):
         s.unknown(f"a correct OUCH login was not accepted ({accepted!r}); nothing to resume")
     current = accepted.session.strip()
     wrong = ("0" * 10 if current != "0" * 10 else "1" * 10)
-    c = s.OuchSession(s.ouch_address(sut))
+    c = OuchSession(ouch_address(sut))
     try:
         reply = c.login(account, password, session=wrong, seq=1)
     finally:

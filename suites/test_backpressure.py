@@ -21,6 +21,7 @@ import time
 
 import _support as s
 import pytest
+from _doors import HttpSession, OuchSession, basic_auth, http_address, ouch_address
 
 from harness.checkers import Verdict
 from reference_impl.core import ouch_codec
@@ -39,7 +40,7 @@ def bp_sut(sut_name, seed, profile, tmp_path_factory):
         yield sut
 
 
-def read_for(c: s.OuchSession, quiet_s: float, until: float, done=lambda packet: False) -> list:
+def read_for(c: OuchSession, quiet_s: float, until: float, done=lambda packet: False) -> list:
     """Packets until ``done(packet)``, nothing but heartbeats for ``quiet_s``, or ``until``."""
     out = []
     last = time.monotonic()
@@ -65,11 +66,11 @@ def http_429(sut, token: str) -> dict:
     symbol = next(iter(sut.instruments()), "ACME")
     body = json.dumps({"token": token, "symbol": symbol, "side": "B", "qty": 1,
                        "price": 100 * sut.instruments().get(symbol, 100)}).encode()
-    session = s.HttpSession(*s.http_address(sut), timeout_s=AT_ONCE_S * 5)
+    session = HttpSession(*http_address(sut), timeout_s=AT_ONCE_S * 5)
     t0 = time.monotonic()
     try:
         status, headers, _ = session.request("POST", "/v1/orders", body, {
-            "Authorization": s.basic_auth(account, password), "Content-Type": "application/json"})
+            "Authorization": basic_auth(account, password), "Content-Type": "application/json"})
     except OSError as exc:
         return {"status": None, "error": str(exc), "seconds": time.monotonic() - t0}
     finally:
@@ -89,7 +90,7 @@ def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, his
     tick = sut.instruments().get(symbol, 100)
     sequencer = s.component(sut, "sequencer") if sut.offers("pause") else None
     tokens = [f"BP{seed % 1000:03d}{i:07d}" for i in range(FLOOD)]
-    c = s.OuchSession(s.ouch_address(sut), timeout_s=5.0)
+    c = OuchSession(ouch_address(sut), timeout_s=5.0)
     evidence: dict = {"flood": FLOOD, "paused": sequencer}
     try:
         if not isinstance(c.login(account, password), c.sb.LoginAccepted):

@@ -33,6 +33,14 @@ import time
 
 import _support as s
 import pytest
+from _doors import (
+    HttpSession,
+    OuchSession,
+    basic_auth,
+    http_address,
+    json_of,
+    ouch_address,
+)
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -135,9 +143,9 @@ def http_requests(draw, accounts: dict[str, str], symbols: list[str]):
     auth = draw(st.sampled_from(["valid", "wrong", "none", "garbage"]))
     headers = []
     if auth == "valid":
-        headers.append("Authorization: " + s.basic_auth(account, password))
+        headers.append("Authorization: " + basic_auth(account, password))
     elif auth == "wrong":
-        headers.append("Authorization: " + s.basic_auth(account, password + "!"))
+        headers.append("Authorization: " + basic_auth(account, password + "!"))
     elif auth == "garbage":
         headers.append("Authorization: " + draw(st.text(st.characters(min_codepoint=32,
                                                                        max_codepoint=126),
@@ -202,19 +210,19 @@ class RawHttp:
 def valid_order_roundtrip(sut, token: str) -> tuple[int, list]:
     account, password = next(iter(sut.accounts().items()))
     symbol = next(iter(sut.instruments()), "ACME")
-    session = s.HttpSession(*s.http_address(sut), timeout_s=5.0)
+    session = HttpSession(*http_address(sut), timeout_s=5.0)
     try:
         status, _, data = session.request(
             "POST", "/v1/orders",
             json.dumps({"token": token, "symbol": symbol, "side": "S", "qty": 1,
                         "price": 10_000 * sut.instruments().get(symbol, 100)}).encode(),
-            {"Authorization": s.basic_auth(account, password),
+            {"Authorization": basic_auth(account, password),
              "Content-Type": "application/json"})
     except OSError as exc:
         return 0, [str(exc)]
     finally:
         session.close()
-    return status, (s.json_of(data) or {}).get("outputs", [])
+    return status, (json_of(data) or {}).get("outputs", [])
 
 
 @pytest.mark.requirement("bad_input.http_door",
@@ -224,7 +232,7 @@ def test_fuzz_http_door(fuzz_sut, seed, profile):
     sut = fuzz_sut
     s.require_features(sut, "http")
     wanted = frames_wanted(profile)
-    raw = RawHttp(s.http_address(sut))
+    raw = RawHttp(http_address(sut))
     statuses: dict[str, int] = {}
     counts = {"frames": 0, "order_200": 0, "order_504": 0, "server_errors": 0}
     examples: list = []
@@ -312,7 +320,7 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     sut = fuzz_sut
     s.require_features(sut, "ouch")
     wanted = frames_wanted(profile)
-    address = s.ouch_address(sut)
+    address = ouch_address(sut)
     account, password = list(sut.accounts().items())[-1]
     counts = {"frames": 0, "closed_by_server": 0, "not_closed": 0, "login_refused": 0,
               "served_data": 0}
@@ -322,7 +330,7 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     def send(example) -> None:
         login, data = example
         counts["frames"] += 1
-        c = s.OuchSession(address, timeout_s=3.0)
+        c = OuchSession(address, timeout_s=3.0)
         try:
             if login and not isinstance(c.login(account, password), c.sb.LoginAccepted):
                 counts["login_refused"] += 1
@@ -348,7 +356,7 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     fuzz(ouch_frames(), wanted, seed, send)
     s.settle(sut, timeout_s=5.0)
     after = sequenced(sut)
-    c = s.OuchSession(address, timeout_s=5.0)
+    c = OuchSession(address, timeout_s=5.0)
     try:
         login = c.login(account, password)
         symbol = next(iter(sut.instruments()), "ACME")

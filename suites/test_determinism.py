@@ -19,6 +19,8 @@ from pathlib import Path
 import _support as s
 import pytest
 import yaml
+from _evidence import engine_digests, published_outputs, wal_records
+from _load import Load, workload
 
 from harness.checkers import (
     check_book,
@@ -38,11 +40,11 @@ def live(sut_name, seed, profile, history, tmp_path_factory):
     """One seeded load on one SUT, settled; the artefacts every test here judges."""
     run_dir = tmp_path_factory.mktemp("determinism")
     with s.open_sut(sut_name, run_dir, seed, profile) as sut:
-        flow = s.workload(sut, seed, profile, prefix="D")
-        stats = s.Load(sut, history, flow, workers=4).run(int(profile["orders_per_trial"]))
+        flow = workload(sut, seed, profile, prefix="D")
+        stats = Load(sut, history, flow, workers=4).run(int(profile["orders_per_trial"]))
         settled = s.settle(sut)
         artefacts = {"sut": sut, "run_dir": run_dir, "load": stats.as_dict(), "settled": settled,
-                     "digests": s.engine_digests(sut)}
+                     "digests": engine_digests(sut)}
         yield artefacts
 
 
@@ -75,7 +77,7 @@ def test_offline_replay(live):
     digest = live["digests"].get(primary)
     if not digest:
         s.unknown(f"no digest from the primary {primary}")
-    v = check_offline_replay(s.wal_records(sut), digest, instruments=sut.instruments() or None,
+    v = check_offline_replay(wal_records(sut), digest, instruments=sut.instruments() or None,
                              requirement="determinism.offline_replay")
     v.evidence.update(primary=primary, load=live["load"])
     s.judge(v)
@@ -126,10 +128,10 @@ def test_book_invariants(live):
     sut = live["sut"]
     s.require_features(sut, "journal")
     primary = s.component(sut, "primary")
-    streams = s.published_outputs(sut)
+    streams = published_outputs(sut)
     if primary not in streams:
         s.na(f"{sut.name}: the primary's output stream is not observable from the harness")
-    inputs = [sequenced_codec.decode(p) for _, p in s.wal_records(sut)][:BOOK_MAX_INPUTS]
+    inputs = [sequenced_codec.decode(p) for _, p in wal_records(sut)][:BOOK_MAX_INPUTS]
     if not inputs:
         s.unknown("no sequenced input to check")
     last = inputs[-1].seq

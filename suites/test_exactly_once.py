@@ -21,6 +21,8 @@ import time
 
 import _support as s
 import pytest
+from _evidence import engine_digests, published_outputs, sequenced_messages, wal_records
+from _load import Load, workload
 
 from harness.checkers import (
     check_history_once,
@@ -68,10 +70,10 @@ def bus_trial(eo_sut, seed, profile, history):
     since = len(history.ops)
     orders = int(profile["orders_per_trial"])
     window_s = BUS_WINDOW_BASE_S + orders / 100  # a stalled replica must not stall the suite
-    flow = s.workload(sut, seed + 1, profile, prefix="B")
+    flow = workload(sut, seed + 1, profile, prefix="B")
     with s.fault(history, "bus-faults", **profile.get("relay", {})):
         relay.set_rates(rates)
-        stats = s.Load(sut, history, flow, workers=4).run(orders, duration_s=window_s)
+        stats = Load(sut, history, flow, workers=4).run(orders, duration_s=window_s)
         relay.set_rates(CLEAN)
     settled = s.settle(sut, timeout_s=10.0)
     return {"sut": sut, "since": since, "load": stats.as_dict(), "settled": settled,
@@ -91,11 +93,11 @@ def test_bus_faults_same_final_state(bus_trial):
     sut = bus_trial["sut"]
     s.require_features(sut, "digest", "journal")
     _faults_injected(bus_trial)
-    records = s.wal_records(sut)
+    records = wal_records(sut)
     head = s.sequenced_head(sut)
     clean = clean_replay(records, sut.instruments(), head)
     verdicts = []
-    for name, digest in s.engine_digests(sut).items():
+    for name, digest in engine_digests(sut).items():
         verdicts.append(check_same_final_state(
             clean, digest, requirement=f"exactly_once.bus_faults.same_final_state.{name}"))
     v = s.fold(verdicts, "exactly_once.bus_faults.same_final_state")
@@ -106,7 +108,7 @@ def test_bus_faults_same_final_state(bus_trial):
                       settled=bus_trial["settled"])
     if v.status == "pass":
         r = bus_trial["relay"]
-        v = type(v).passed(v.requirement, f"{', '.join(s.engine_digests(sut))} end at seq "
+        v = type(v).passed(v.requirement, f"{', '.join(engine_digests(sut))} end at seq "
                            f"{clean['applied_seq']} with the clean replay's state hash (relay "
                            f"dropped {r['dropped']}, duplicated {r['duplicated']}, reordered "
                            f"{r['reordered']} datagrams)", v.evidence)
@@ -124,7 +126,7 @@ def test_bus_faults_reported_once(bus_trial, history):
     client_outputs = [o for op in ops if op.type == "ok" for o in op.value.get("outputs", [])]
     verdicts.append(check_reported_once(client_outputs,
                                         requirement="exactly_once.reported_once.client_outputs"))
-    streams = s.published_outputs(sut)
+    streams = published_outputs(sut)
     if streams:
         bus = [o for stream in streams.values() for o in stream]
         verdicts.append(check_reported_once(bus, requirement="exactly_once.reported_once.bus"))
@@ -144,11 +146,11 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
         s.na(f"{sut.name} names no sequencer component to pause")
     gateway = s.component(sut, "gateway")
     before = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
-    flow = s.workload(sut, seed + 2, profile, prefix="R")
+    flow = workload(sut, seed + 2, profile, prefix="R")
     with s.fault(history, "pause-sequencer", component=sequencer, seconds=PAUSE_S):
         sut.pause(sequencer)  # first: every request of the burst waits unsequenced
         try:
-            load = s.Load(sut, history, flow, workers=8, timeout_s=5.0).start(RESEND_ORDERS)
+            load = Load(sut, history, flow, workers=8, timeout_s=5.0).start(RESEND_ORDERS)
             time.sleep(PAUSE_S)
         finally:
             sut.resume(sequencer)
@@ -156,7 +158,7 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     settled = s.settle(sut, timeout_s=10.0)
     after = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
     resends = None if before is None or after is None else after - before
-    v = check_sequenced_once(s.sequenced_messages(sut),
+    v = check_sequenced_once(sequenced_messages(sut),
                              requirement="exactly_once.gateway_resend.sequenced_once")
     v.evidence.update(gateway_resends=resends, load=stats.as_dict(), settled=settled["settled"],
                       pause_s=PAUSE_S)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import _support as s
 import pytest
+from _doors import HttpSession, basic_auth, http_address, json_of
+from _load import Load, rate, workload
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.zero_loss import wal_orders_from_records
@@ -85,24 +87,24 @@ def wal_orders(sut) -> set:
 
 def recovered_orders(sut, expect: set) -> dict:
     """Each account's orders as the SUT reports them (HTTP), once the expected ones show up."""
-    host, port = s.http_address(sut)
+    host, port = http_address(sut)
     found: dict = {}
 
     def poll() -> bool:
         found.clear()
         for account, password in sut.accounts().items():
-            session = s.HttpSession(host, port)
+            session = HttpSession(host, port)
             try:
                 status, _, data = session.request(
                     "GET", "/v1/orders?state=all",
-                    headers={"Authorization": s.basic_auth(account, password)})
+                    headers={"Authorization": basic_auth(account, password)})
             except OSError:
                 return False
             finally:
                 session.close()
             if status != 200:
                 return False
-            for o in (s.json_of(data) or {}).get("orders", []):
+            for o in (json_of(data) or {}).get("orders", []):
                 found[(account, o.get("token"))] = o.get("state")
         return expect <= {k for k, st in found.items() if st not in (None, "rejected")}
 
@@ -119,10 +121,10 @@ def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verd
     orders = int(profile["orders_per_trial"])
     min_acked = int(profile.get("min_acked", 100))
     since = len(history.ops)
-    flow = s.workload(sut, seed * 31 + trial, profile, prefix=f"K{trial}{role[:2].upper()}")
+    flow = workload(sut, seed * 31 + trial, profile, prefix=f"K{trial}{role[:2].upper()}")
     first = orders * 2 // 3
-    before = s.Load(sut, history, flow, workers=4, rate_per_s=s.rate(profile)).run(first)
-    load = s.Load(sut, history, flow, workers=4, first_process=10, rate_per_s=s.rate(profile))
+    before = Load(sut, history, flow, workers=4, rate_per_s=rate(profile)).run(first)
+    load = Load(sut, history, flow, workers=4, first_process=10, rate_per_s=rate(profile))
     load.start(orders - first, duration_s=FAULT_WINDOW_S)
     load.wait_sent((orders - first) // 4)  # the fault lands in the middle of the load
     with s.fault(history, fault, component=name, trial=trial):
@@ -219,8 +221,8 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
         s.na(f"{sut.name}: no WAL in the reference format to corrupt")
     if f"{how}-wal-tail" not in profile.get("faults", [f"{how}-wal-tail"]):
         s.na(f"profile {profile.get('name')} does not schedule {how}-wal-tail")
-    flow = s.workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
-    s.Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
+    flow = workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
+    Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
     s.settle(sut)
     with s.fault(history, f"{how}-wal-tail", component=logger) as window:
         sut.kill(logger)
@@ -269,12 +271,12 @@ def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str
                 mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}").mount())
             s.start_sut(sut)
             since = len(history.ops)
-            flow = s.workload(sut, seed * 41 + trial, profile,
+            flow = workload(sut, seed * 41 + trial, profile,
                               prefix=f"P{trial}{policy[0].upper()}")
             first = orders * 2 // 3
-            before = s.Load(sut, history, flow, workers=4, rate_per_s=s.rate(profile)).run(first)
-            load = s.Load(sut, history, flow, workers=4, first_process=20,
-                          rate_per_s=s.rate(profile))
+            before = Load(sut, history, flow, workers=4, rate_per_s=rate(profile)).run(first)
+            load = Load(sut, history, flow, workers=4, first_process=20,
+                          rate_per_s=rate(profile))
             load.start(orders - first, duration_s=FAULT_WINDOW_S)
             load.wait_sent((orders - first) // 4)
             with s.fault(history, "power-off", policy=policy, trial=trial) as window:
