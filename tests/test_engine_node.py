@@ -33,6 +33,8 @@ from reference_impl.core.messages import (
     Side,
 )
 from reference_impl.node import admin_query
+from tests import node_procs
+from tests.node_procs import stop
 
 OFFSET = -12000  #: unique per test module (ports 3000-6080 here, below the ephemeral range)
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def listen(port: int, timeout_s: float = 2.0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind((HOST, port))
-    sock.settimeout(timeout_s)
-    return sock
+    return node_procs.listen(port, timeout_s, rcvbuf=4 << 20)
 
 
 def subscribe(cfg: ClusterConfig, port: int, timeout_s: float = 2.0) -> socket.socket:
@@ -77,27 +75,7 @@ def log_of(proc: subprocess.Popen) -> str:
 
 
 def wait_healthy(proc: subprocess.Popen, admin_port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"engine exited {proc.returncode}")
-        try:
-            if admin_query(admin_port, "health", 0.2).get("ok"):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("engine never answered health")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    node_procs.wait_healthy(proc, admin_port, timeout_s, what="engine")
 
 
 def wait_digest(port: int, pred, timeout_s: float = 5.0) -> dict:

@@ -20,8 +20,16 @@ import pytest
 from reference_impl import config as config_mod
 from reference_impl.config import HOST
 from reference_impl.core import mold_codec, sequenced_codec, status_codec
-from reference_impl.core.messages import Cancel, LeaderChange, NewOrder, Sequenced, Side, SnapshotRequest
+from reference_impl.core.messages import (
+    Cancel,
+    LeaderChange,
+    NewOrder,
+    Sequenced,
+    Side,
+    SnapshotRequest,
+)
 from reference_impl.node import admin_query
+from tests.node_procs import listen, stop, wait_healthy
 
 OFFSET = -8000  #: unique per test module (ports 7000-10080 here)
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,37 +42,6 @@ def start_node(module: str, cfg: config_mod.ClusterConfig, run_dir: Path) -> sub
         [sys.executable, "-m", module, "--config", str(cfg_path), "--run-dir", str(run_dir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
     return proc
-
-
-def wait_healthy(proc: subprocess.Popen, admin_port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"node exited {proc.returncode}: {proc.stderr.read().decode()}")
-        try:
-            if admin_query(admin_port, "health", 0.2).get("ok"):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("node never answered health")
-
-
-def stop_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def listen(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, port))
-    sock.settimeout(2.0)
-    return sock
 
 
 def order(gateway_id: int, request_seq: int, incarnation: int = 1, token: str | None = None) -> bytes:
@@ -99,7 +76,7 @@ def cluster(tmp_path):
         wait_healthy(proc, cfg.sequencer.admin_port)
         yield cfg, proc, engine_sock, status_sock
     finally:
-        stop_node(proc)
+        stop(proc)
         engine_sock.close()
         status_sock.close()
     assert proc.returncode == 0, proc.stderr.read().decode()
@@ -218,7 +195,7 @@ def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
         send(cfg, [order(6, 1), order(6, 1)])
         assert sorted(receive_messages(engine_sock, 2)) == [1, 2]
     finally:
-        stop_node(proc)
+        stop(proc)
         engine_sock.close()
 
 
@@ -235,5 +212,5 @@ def test_multicast_mode_carries_the_same_stream(tmp_path) -> None:
         got = receive_messages(sub, 30)
         assert sorted(got) == list(range(1, 31))
     finally:
-        stop_node(proc)
+        stop(proc)
         sub.close()
