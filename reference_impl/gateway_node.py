@@ -22,6 +22,12 @@ only moves bytes and clocks in and out of it.
   to every subscriber of that account (OUCH sessions, SSE streams); an answer
   to an HTTP request resolves that request's future (the HTTP handler stamps
   gateway-out), other answers are stamped here.
+- Batched output: a subscriber may buffer what it is handed and ask for a
+  ``flush`` (``defer_flush``); every callback that can release (output
+  packets, status, the tick, a door's input) ends with ``flush_out``, which
+  runs those flushes (an OUCH session: one ``send`` for all its messages of
+  the callback) and only then stamps gateway-out on the answers it released,
+  so the stamp still follows all of an input's writes.
 - Admin (UDP ``admin_port``): ``health``, ``digest``, ``stages [N]``.
 
 Incarnation: a u32 that grows with every start of this gateway id, so the
@@ -97,6 +103,8 @@ class GatewayNode:
         self.receiver: Receiver | None = None
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
+        self._flushes: list[Callable[[], None]] = []  #: buffered subscribers to flush
+        self._unstamped: list[Stages] = []  #: answers to stamp once flushed
         self.ouch_counters: dict[str, int] = {}  #: the OUCH door's, once it runs
         self.counters = {"bad_output_packets": 0, "bad_output_records": 0, "bad_status": 0,
                          "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0}
@@ -155,6 +163,29 @@ class GatewayNode:
                     print(f"gateway: dropped a subscriber of {entry.output.account}: {exc!r}",
                           file=sys.stderr)
 
+    def defer_flush(self, flush: Callable[[], None]) -> None:
+        """Have ``flush`` called at the end of this callback (``flush_out``)."""
+        self._flushes.append(flush)
+
+    def flush_out(self) -> None:
+        """Send what subscribers buffered, then stamp gateway-out on what was answered."""
+        flushes = self._flushes
+        if flushes:
+            self._flushes = []
+            for flush in flushes:
+                try:
+                    flush()
+                except Exception as exc:  # as in publish: one broken subscriber only
+                    self.counters["subscriber_errors"] += 1
+                    print(f"gateway: a subscriber's flush failed: {exc!r}", file=sys.stderr)
+        unstamped = self._unstamped
+        if unstamped:
+            self._unstamped = []
+            now = time.monotonic_ns()
+            finish = self.book.finish
+            for stages in unstamped:
+                finish(stages, now)
+
     def _handle(self, released: Released) -> None:
         if not released.published and not released.answers:
             return
@@ -165,7 +196,7 @@ class GatewayNode:
             if fut is not None and not fut.done():
                 fut.set_result(answer)
             else:
-                self.book.finish(answer.stages, time.monotonic_ns())
+                self._unstamped.append(answer.stages)
 
     def finish(self, answer: Answer) -> Stages:
         """Stamp gateway-out for an answer a door is about to send."""
@@ -184,11 +215,10 @@ class GatewayNode:
         while True:
             try:
                 data = sock.recv(transport.RECV_BYTES)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
+            except (BlockingIOError, InterruptedError, OSError):
+                break
             self._on_output_packet(data)
+        self.flush_out()
 
     def _on_output_packet(self, data: bytes) -> None:
         try:
@@ -241,7 +271,7 @@ class GatewayNode:
             try:
                 data = self.status_sock.recv(transport.RECV_BYTES)
             except (BlockingIOError, InterruptedError, OSError):
-                return
+                break
             try:
                 record = status_codec.decode(data)
             except DecodeError:
@@ -255,6 +285,7 @@ class GatewayNode:
                 self._handle(book.on_engine(record, now))
             elif kind is status_codec.SequencerStatus:
                 book.on_sequencer(record, now)
+        self.flush_out()
 
     def _on_admin_readable(self) -> None:
         while True:
@@ -297,6 +328,7 @@ class GatewayNode:
                 self._send_request(datagram)
             if self.receiver is not None:
                 self._carry_out(self.receiver.on_tick(now), now)
+                self.flush_out()
 
     def start_udp(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader(self.out_sock, self._on_output_readable, self.out_sock)

@@ -23,6 +23,11 @@ submitted. A stateless failure or backpressure is answered at once with an
 OUCH Order Rejected ('C' for backpressure; a Cancel Reject for a cancel)
 that is journalled like every server message, so numbering stays gap-free.
 
+Output: what the gateway releases is rendered into a per-session buffer and
+sent at the end of the gateway's callback (``GatewayNode.flush_out``): one
+``transport.write`` (one ``send``) for all of a session's messages of that
+callback, in release order. A login's replay is one write too.
+
 Heartbeats: a Server Heartbeat after 1 s without sending; a client silent
 for ``idle_timeout_s`` (15 s per the spec) is dropped. A client whose unsent
 output passes ``MAX_WRITE_BUFFER`` is dropped too (it can resume by seq).
@@ -131,6 +136,7 @@ class OuchSession(asyncio.Protocol):
         self.account: str | None = None
         self.closed = False
         self.last_recv = self.last_send = time.monotonic()
+        self._out: list[bytes] = []  #: rendered frames waiting for ``flush``
 
     # -------------------------------------------------------------- events
 
@@ -163,14 +169,15 @@ class OuchSession(asyncio.Protocol):
         try:
             for packet in packets:
                 if self.closed:
-                    return
+                    break
                 self.on_packet(packet)
         except Exception as exc:  # a bug must cost this session, never the gateway
             self.door.counters["internal_errors"] += 1
             self.fail(None, f"internal error: {type(exc).__name__}")
-            return
-        if self.framer.error is not None and not self.closed:
-            self.fail(self.framer.error)
+        else:
+            if self.framer.error is not None and not self.closed:
+                self.fail(self.framer.error)
+        self.node.flush_out()  # local rejects (this session's or any other's)
 
     # ------------------------------------------------------------- packets
 
@@ -206,9 +213,9 @@ class OuchSession(asyncio.Protocol):
         start = req.requested_sequence_number
         start = nxt if start == 0 else min(max(start, 1), nxt)
         self.account = req.username
-        self.write(sb.encode(sb.LoginAccepted(node.session, start)))
-        for entry in account.since(start):
-            self.write(sequenced_frame(render(entry)))
+        frames = [sb.encode(sb.LoginAccepted(node.session, start))]
+        frames.extend(sequenced_frame(render(entry)) for entry in account.since(start))
+        self.write(b"".join(frames))
         node.subscribe(self.account, self.on_outbound)
         self.door.counters["logins"] += 1
 
@@ -239,7 +246,20 @@ class OuchSession(asyncio.Protocol):
     def on_outbound(self, entry: Outbound) -> None:
         if self.closed:
             return
-        self.write(sequenced_frame(render(entry)))
+        out = self._out
+        if not out:
+            self.node.defer_flush(self.flush)
+        out.append(sequenced_frame(render(entry)))
+
+    def flush(self) -> None:
+        """One write for everything buffered since the last flush."""
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self.closed:
+            return
+        self.write(out[0] if len(out) == 1 else b"".join(out))
         transport = self.transport
         if transport is not None and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             self.door.counters["slow_consumer"] += 1
