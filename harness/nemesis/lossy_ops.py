@@ -1,0 +1,391 @@
+"""lossyfs's FUSE operations: apply at once, journal how to take it back, roll back on crash.
+
+``LossyOperations`` serves every FUSE call against the backing directory,
+opened once as a descriptor (``*at`` calls through ``lossy_backing``), and
+applies each change at once. Before each change the rollback journal
+(``lossy_journal``: ``PendingWrites`` for file content, ``NamespaceLog`` for
+creates, removes and renames) records how to take it back. ``fsync`` /
+``fdatasync`` of a file commit that file's content and the namespace log;
+``fsync`` of a directory commits the namespace log. ``crash`` rolls every
+file and the namespace back to the last-synced state and then refuses every
+change with EIO; ``reset`` accepts changes again; ``stats`` counts. The
+mount, the control channel and the command line are in ``lossyfs``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from collections.abc import Callable
+
+import mfusepy
+
+from harness.nemesis.lossy_backing import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_ZERO_RANGE,
+    GRAVEYARD,
+    FdFile,
+    RootNamespace,
+    fallocate,
+    prepare_graveyard,
+    remove_graveyard,
+)
+from harness.nemesis.lossy_journal import (
+    Created,
+    MadeDir,
+    NamespaceLog,
+    PendingWrites,
+    Removed,
+    RemovedDir,
+    Renamed,
+    RollbackReport,
+)
+
+RENAME_NOREPLACE = 1
+_O_FULLSYNC = os.O_SYNC & ~os.O_DSYNC   # O_SYNC is __O_SYNC | O_DSYNC on Linux
+# Flags lossyfs carries out itself (truncate is journaled, the kernel gives append offsets, sync
+# writes commit per write) or that would break its pwrites (O_DIRECT alignment): not for the backing.
+_STRIP_OPEN = (os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_DIRECT | os.O_SYNC | os.O_DSYNC)
+_WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
+_STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
+
+
+def _rel(path: str) -> str:
+    rel = path.lstrip("/")
+    if rel.split("/", 1)[0] == GRAVEYARD:
+        raise mfusepy.FuseOSError(errno.ENOENT)
+    return rel or "."
+
+
+def _dirent_mode(e: os.DirEntry) -> int:
+    if e.is_symlink():
+        return stat.S_IFLNK
+    if e.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if e.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return e.stat(follow_symlinks=False).st_mode
+
+
+class LossyOperations(mfusepy.Operations):
+    use_ns = True
+
+    def __init__(self, root: int, real_sync: bool = True) -> None:
+        self.root = root
+        self.ns = RootNamespace(root)
+        self.real_sync = real_sync
+        self.pending = PendingWrites()
+        self.names = NamespaceLog()
+        self._mutex = threading.RLock()
+        self.keys: dict[int, tuple[int, int]] = {}   # open fh -> (st_dev, st_ino)
+        self.crashed = False
+        self.counts = dict(writes=0, bytes_written=0, sync_writes=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0,
+                           crashes=0)
+        self._graves = 0
+        prepare_graveyard(root)
+
+    # ---------------------------------------------------------- helpers
+
+    def _check_alive(self) -> None:
+        if self.crashed:
+            raise mfusepy.FuseOSError(errno.EIO)
+
+    def _grave(self) -> str:
+        self._graves += 1
+        return f"{GRAVEYARD}/{self._graves}"
+
+    def _key(self, fd: int) -> tuple[int, int]:
+        key = self.keys.get(fd)
+        if key is None:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino)
+        return key
+
+    def _opener(self, fd: int) -> Callable[[], FdFile]:
+        return lambda: FdFile.reopen(fd)
+
+    def _open_fh(self, fd: int) -> int:
+        st = os.fstat(fd)
+        self.keys[fd] = (st.st_dev, st.st_ino)
+        return fd
+
+    def _lexists(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.stat(rel, dir_fd=self.root, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    # ---------------------------------------------------------- reads
+
+    def getattr(self, path, fh=None):
+        st = os.fstat(fh) if fh else os.stat(_rel(path), dir_fd=self.root, follow_symlinks=False)
+        attrs = {k: getattr(st, k) for k in _STAT_KEYS}
+        attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
+        return attrs
+
+    def readlink(self, path):
+        return os.readlink(_rel(path), dir_fd=self.root)
+
+    def opendir(self, path):
+        return os.open(_rel(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.root)
+
+    def readdir(self, path, fh):
+        # Entries need an inode number (use_ino): readdir(3) callers skip d_ino == 0.
+        me = os.fstat(fh)
+        out = [(".", {"st_ino": me.st_ino, "st_mode": me.st_mode}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
+        with os.scandir(fh) as it:
+            for e in it:
+                if path == "/" and e.name == GRAVEYARD:
+                    continue
+                out.append((e.name, {"st_ino": e.inode(), "st_mode": _dirent_mode(e)}, 0))
+        return out
+
+    def releasedir(self, path, fh):
+        os.close(fh)
+        return 0
+
+    def statfs(self, path):
+        sv = os.statvfs(self.root)
+        return {k: getattr(sv, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                            "f_files", "f_ffree", "f_favail", "f_flag", "f_namemax")}
+
+    def read(self, path, size, offset, fh):
+        return os.pread(fh, size, offset)
+
+    # ---------------------------------------------------------- open / close
+
+    def open(self, path, flags):
+        rel = _rel(path)
+        if not flags & _WRITE_ACCESS:
+            return self._open_fh(os.open(rel, (flags & ~_STRIP_OPEN) | os.O_CLOEXEC, dir_fd=self.root))
+        with self._mutex:
+            self._check_alive()
+            fd = self._open_fh(os.open(rel, (flags & ~_STRIP_OPEN) | os.O_CLOEXEC, dir_fd=self.root))
+            if flags & os.O_TRUNC:
+                self.pending.record_truncate(self.keys[fd], self._opener(fd), 0)
+                os.ftruncate(fd, 0)
+            return fd
+
+    def create(self, path, mode, flags=os.O_WRONLY):
+        rel = _rel(path)
+        base = (flags & ~_STRIP_OPEN) | os.O_CLOEXEC
+        with self._mutex:
+            self._check_alive()
+            try:
+                fd = os.open(rel, base | os.O_CREAT | os.O_EXCL, mode, dir_fd=self.root)
+                self.names.add(Created(rel))
+            except FileExistsError:
+                if flags & os.O_EXCL:
+                    raise
+                fd = self._open_fh(os.open(rel, base, dir_fd=self.root))
+                if flags & os.O_TRUNC:
+                    self.pending.record_truncate(self.keys[fd], self._opener(fd), 0)
+                    os.ftruncate(fd, 0)
+            return self._open_fh(fd)
+
+    def flush(self, path, fh):
+        return 0
+
+    def release(self, path, fh):
+        self.keys.pop(fh, None)
+        os.close(fh)
+        return 0
+
+    # ---------------------------------------------------------- content
+
+    def write(self, path, data, offset, fh, flags=0):
+        """``flags`` are the write's: O_DSYNC/O_SYNC from the open or from pwritev2(RWF_DSYNC)."""
+        with self._mutex:
+            self._check_alive()
+            key = self._key(fh)
+            self.pending.record(key, self._opener(fh), offset, len(data))
+            n = os.pwrite(fh, data, offset)
+            self.counts["writes"] += 1
+            self.counts["bytes_written"] += n
+            if flags & os.O_DSYNC:   # a synchronous write is durable when it returns
+                self._commit(fh, key, datasync=not flags & _O_FULLSYNC)
+                self.counts["sync_writes"] += 1
+            return n
+
+    def truncate(self, path, length, fh=None):
+        with self._mutex:
+            self._check_alive()
+            fd = fh if fh else os.open(_rel(path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.root)
+            try:
+                self.pending.record_truncate(self._key(fd), self._opener(fd), length)
+                os.ftruncate(fd, length)
+            finally:
+                if fd != fh:
+                    os.close(fd)
+            return 0
+
+    def fallocate(self, path, mode, offset, length, fh):
+        with self._mutex:
+            self._check_alive()
+            if mode in (0, FALLOC_FL_KEEP_SIZE):
+                if mode == 0:   # may extend the size; the bytes it shows are zeros either way
+                    self.pending.record(self._key(fh), self._opener(fh), offset, 0)
+            elif mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) and not mode & ~0x13:
+                self.pending.record(self._key(fh), self._opener(fh), offset, length)
+            else:   # collapse/insert range: they shift bytes, which the journal does not model
+                raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
+            fallocate(fh, mode, offset, length)
+            return 0
+
+    def _commit(self, fh: int, key: tuple[int, int], datasync: bool) -> None:
+        if self.real_sync:
+            (os.fdatasync if datasync else os.fsync)(fh)
+        self.pending.sync(key)
+        self.names.commit(self.ns)
+
+    def fsync(self, path, datasync, fh):
+        with self._mutex:
+            self._check_alive()
+            self._commit(fh, self._key(fh), bool(datasync))
+            self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
+            return 0
+
+    def fsyncdir(self, path, datasync, fh):
+        with self._mutex:
+            self._check_alive()
+            if self.real_sync and fh:
+                os.fsync(fh)
+            self.names.commit(self.ns)
+            self.counts["fsyncdirs"] += 1
+            return 0
+
+    # ---------------------------------------------------------- namespace
+
+    def mknod(self, path, mode, dev):
+        with self._mutex:
+            self._check_alive()
+            os.mknod(_rel(path), mode, dev, dir_fd=self.root)
+            self.names.add(Created(_rel(path)))
+            return 0
+
+    def mkdir(self, path, mode):
+        with self._mutex:
+            self._check_alive()
+            os.mkdir(_rel(path), mode, dir_fd=self.root)
+            self.names.add(MadeDir(_rel(path)))
+            return 0
+
+    def symlink(self, target, source):
+        with self._mutex:
+            self._check_alive()
+            os.symlink(source, _rel(target), dir_fd=self.root)
+            self.names.add(Created(_rel(target)))
+            return 0
+
+    def link(self, target, source):
+        with self._mutex:
+            self._check_alive()
+            os.link(_rel(source), _rel(target), src_dir_fd=self.root, dst_dir_fd=self.root,
+                    follow_symlinks=False)
+            self.names.add(Created(_rel(target)))
+            return 0
+
+    def unlink(self, path):
+        rel = _rel(path)
+        with self._mutex:
+            self._check_alive()
+            if self._lexists(rel) is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            grave = self._grave()
+            self.ns.rename(rel, grave)
+            self.names.add(Removed(rel, grave))
+            return 0
+
+    def rmdir(self, path):
+        rel = _rel(path)
+        with self._mutex:
+            self._check_alive()
+            mode = os.stat(rel, dir_fd=self.root, follow_symlinks=False).st_mode
+            os.rmdir(rel, dir_fd=self.root)
+            self.names.add(RemovedDir(rel, stat.S_IMODE(mode)))
+            return 0
+
+    def rename(self, old, new, flags=0):
+        src, dst = _rel(old), _rel(new)
+        with self._mutex:
+            self._check_alive()
+            if flags & ~RENAME_NOREPLACE:   # RENAME_EXCHANGE / WHITEOUT: not modelled
+                raise mfusepy.FuseOSError(errno.EINVAL)
+            s, d = self._lexists(src), self._lexists(dst)
+            if s is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            if d is not None and flags & RENAME_NOREPLACE:
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            if d is not None and (d.st_dev, d.st_ino) == (s.st_dev, s.st_ino):
+                return 0   # two links to one inode: rename(2) does nothing
+            displaced = None
+            if d is not None:
+                displaced = self._grave()
+                if stat.S_ISDIR(d.st_mode):
+                    if not stat.S_ISDIR(s.st_mode):
+                        raise mfusepy.FuseOSError(errno.EISDIR)
+                    self.ns.rename(dst, displaced)   # an empty dir: not atomic, but nobody can see it
+                else:
+                    os.link(dst, displaced, src_dir_fd=self.root, dst_dir_fd=self.root,
+                            follow_symlinks=False)
+            try:
+                self.ns.rename(src, dst)
+            except OSError:
+                if displaced is not None:
+                    if stat.S_ISDIR(d.st_mode):
+                        self.ns.rename(displaced, dst)
+                    else:
+                        os.unlink(displaced, dir_fd=self.root)
+                raise
+            self.names.add(Renamed(src, dst, displaced))
+            return 0
+
+    def chmod(self, path, mode):
+        self._check_alive()
+        os.chmod(_rel(path), mode, dir_fd=self.root)
+        return 0
+
+    def chown(self, path, uid, gid):
+        self._check_alive()
+        os.chown(_rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False)
+        return 0
+
+    def utimens(self, path, times=None):
+        self._check_alive()
+        os.utime(_rel(path), ns=times, dir_fd=self.root, follow_symlinks=False)
+        return 0
+
+    # ---------------------------------------------------------- lifecycle / control
+
+    def init(self, path):
+        print("ready", flush=True)
+
+    def destroy(self, path):
+        with self._mutex:
+            if not self.crashed:   # a clean unmount: everything written stays
+                self.names.commit(self.ns)
+                self.pending.close()
+            remove_graveyard(self.root)
+
+    def crash(self) -> dict:
+        with self._mutex:
+            if self.crashed:
+                return {"ok": True, "already_crashed": True}
+            self.crashed = True
+            self.counts["crashes"] += 1
+            report = self.pending.rollback(RollbackReport())
+            self.names.rollback(self.ns, report)
+            return {"ok": True, **report.to_json()}
+
+    def reset(self) -> dict:
+        with self._mutex:
+            self.crashed = False
+            return self.stats()
+
+    def stats(self) -> dict:
+        with self._mutex:
+            return {"ok": True, "crashed": self.crashed, **self.pending.stats(),
+                    "pending_namespace_ops": len(self.names), **self.counts}
