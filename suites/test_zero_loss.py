@@ -40,7 +40,7 @@ from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acke
 from harness.checkers.zero_loss import wal_orders_from_records
 from harness.sut.base import journal_orders
 from reference_impl.core import wal_codec
-from reference_impl.wal import WalReader, list_segments
+from reference_impl.wal_reader import WalReader, list_segments
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
 FAULT_WINDOW_S = 1.5  #: the load keeps issuing this long after the kill

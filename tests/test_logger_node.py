@@ -26,7 +26,7 @@ from reference_impl.config import HOST
 from reference_impl.core import mold_codec, sequenced_codec, status_codec, wal_codec
 from reference_impl.core.messages import Cancel, Sequenced
 from reference_impl.node import admin_query
-from reference_impl.wal import WalReader, list_segments
+from reference_impl.wal_reader import WalReader, list_segments
 
 OFFSET = -4000  #: unique per test module (ports 11000-14080 here)
 ROOT = Path(__file__).resolve().parent.parent
