@@ -39,7 +39,8 @@ from harness.sut import descriptor as desc_mod
 from harness.sut import ports as port_alloc
 from harness.sut.base import NotSupported, Sut, SutError, check_feature
 from harness.sut.descriptor import ComponentSpec, Descriptor, Endpoint, fill
-from harness.sut.procs import ProcessGroup, log_tail
+from harness.sut.procs import ProcessGroup
+from reference_impl.cluster import log_tail
 from reference_impl.core.replay_format import ReplayFormatError, parse_input_line
 
 LOG_DIR = "logs"

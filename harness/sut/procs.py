@@ -14,17 +14,8 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
-
-
-def log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        data = path.read_bytes()[-16384:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _group_pids(pgid: int) -> list[int]:
