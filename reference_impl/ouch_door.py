@@ -53,7 +53,6 @@ from reference_impl.core.messages import (
     Executed,
     Rejected,
     Replaced,
-    Side,
     Tif,
 )
 from reference_impl.core.ouch_messages import (
@@ -78,7 +77,7 @@ HEARTBEAT_S = 1.0
 TIMER_S = 0.2
 MAX_WRITE_BUFFER = 16 << 20
 NS_PER_DAY = 86_400 * 10**9
-_SIDE = {Side.BUY: b"B", Side.SELL: b"S", None: b"B"}
+_SIDE = {**ouch_codec.SIDE_CODES, None: b"B"}
 _LEN = struct.Struct(">H")
 _HEARTBEAT = sb.encode(sb.ServerHeartbeat())
 

@@ -24,9 +24,10 @@ Cancel). Executions and IOC remainders answer nothing: they are stream events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from reference_impl.core.ouch_codec import CANCEL_CODES, REJECT_CODES
 from reference_impl.core.ouch_messages import (
     MARKET_PRICE,
     TIF_IOC,
@@ -43,10 +44,19 @@ from reference_impl.core.ouch_messages import (
     ReplaceOrder,
 )
 
-#: OUCH reject code -> the core reason it stands for, where that is unambiguous.
-REJECT_REASONS = {b"S": "unknown_symbol", b"X": "bad_price", b"Z": "bad_qty",
-                  b"N": "min_qty_not_ioc", b"C": "backpressure"}
-CANCEL_REASONS = {b"U": "user", b"I": "ioc"}
+
+def _unambiguous(codes: Mapping[Any, bytes]) -> dict[bytes, str]:
+    """Inverts a core reason -> OUCH code table, keeping the codes only one reason uses."""
+    reasons: dict[bytes, list[str]] = {}
+    for reason, code in codes.items():
+        reasons.setdefault(code, []).append(reason.value)
+    return {code: names[0] for code, names in reasons.items() if len(names) == 1}
+
+
+#: OUCH reject code -> the core reason it stands for, where that is unambiguous
+#: (the door's own table read backwards: S X Z N C; 'O' stands for several).
+REJECT_REASONS = _unambiguous(REJECT_CODES)
+CANCEL_REASONS = _unambiguous(CANCEL_CODES)
 CANCEL_REJECT = "cancel_reject"
 _SIDE_IN = {"B": b"B", "S": b"S"}
 _SIDE_OUT = {b"B": "B", b"S": "S", b"T": "S", b"E": "S"}
