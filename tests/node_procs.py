@@ -2,7 +2,7 @@
 
 The test plays the node's peers; these start nothing themselves: they wait
 for a node's health over its admin port, stop it by its own pid, and open a
-UDP socket where a peer would listen.
+UDP socket where a peer would listen, and read MoldUDP64 streams there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from reference_impl.config import HOST
+from reference_impl.core import mold_codec
 from reference_impl.node import admin_query
 
 
@@ -51,3 +52,28 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def receive_mold(sock: socket.socket, want: int, timeout_s: float = 3.0,
+                 session: bytes | None = None,
+                 twice: str = "a seq published twice") -> dict[int, bytes]:
+    """MoldUDP64 messages by seq (heartbeats skipped) until ``want`` distinct seqs arrived.
+
+    Every packet must fit 1400 bytes (and be of ``session`` when given); a seq
+    seen twice fails with ``twice``.
+    """
+    got: dict[int, bytes] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        try:
+            data = sock.recv(65535)
+        except socket.timeout:
+            break
+        assert len(data) <= 1400
+        packet = mold_codec.decode_packet(data)
+        if session is not None:
+            assert packet.session == session
+        for i, m in enumerate(packet.messages):
+            assert packet.seq + i not in got, twice
+            got[packet.seq + i] = m
+    return got

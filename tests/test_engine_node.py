@@ -144,20 +144,8 @@ class FakeSequencer:
 
 def receive_outputs(sock: socket.socket, want: int, timeout_s: float = 3.0):
     """Output records by output-stream seq (heartbeats skipped) until ``want`` arrived."""
-    got: dict[int, bytes] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
-        try:
-            data = sock.recv(65535)
-        except socket.timeout:
-            break
-        assert len(data) <= 1400
-        packet = mold_codec.decode_packet(data)
-        assert packet.session == b"CRUCOUT001"
-        for i, m in enumerate(packet.messages):
-            assert packet.seq + i not in got, "an output-stream seq published twice"
-            got[packet.seq + i] = m
-    return got
+    return node_procs.receive_mold(sock, want, timeout_s, b"CRUCOUT001",
+                                   "an output-stream seq published twice")
 
 
 def collect_status(sock: socket.socket, pred, timeout_s: float = 3.0) -> list:
@@ -233,7 +221,7 @@ def test_primary_emits_records_for_crossing_orders(cluster) -> None:
     for s, (msg, index, count, out) in enumerate(expected, start=1):
         rec = output_codec.decode(got[s])
         assert rec.output == out
-        assert (rec.index, rec.count, rec.epoch) == (index, count, 0)
+        assert (rec.index, rec.count, rec.epoch) == (index, count, 1)  # the sequencer's first epoch
         assert (rec.gateway_id, rec.request_seq) == (msg.gateway_id, msg.request_seq)
         assert rec.ts == msg.ts
         assert abs(rec.sequenced_ns - (msg.ts - offset)) < 50_000_000  # same host, same clocks
@@ -399,8 +387,18 @@ def test_undecodable_message_is_fatal(tmp_path) -> None:
         seqr.close()
 
 
-def test_unsupported_fault_refuses_to_start(tmp_path) -> None:
+def test_tiebreak_fault_runs_the_salted_test_only_engine(tmp_path) -> None:
     cfg = base_config(faults=("nondeterministic_tiebreak",))
     proc = start_engine(cfg, tmp_path, 1)
-    assert proc.wait(10) == 2
-    assert "nondeterministic_tiebreak" in log_of(proc)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert admin_query(cfg.engine(1).admin_port, "health", 0.5)["ok"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log_of(proc)
+        assert "nondeterministic_tiebreak" in log_of(proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)

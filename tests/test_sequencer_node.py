@@ -29,7 +29,7 @@ from reference_impl.core.messages import (
     SnapshotRequest,
 )
 from reference_impl.node import admin_query
-from tests.node_procs import listen, stop, wait_healthy
+from tests.node_procs import listen, receive_mold, stop, wait_healthy
 
 OFFSET = -8000  #: unique per test module (ports 7000-10080 here)
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,23 +47,6 @@ def start_node(module: str, cfg: config_mod.ClusterConfig, run_dir: Path) -> sub
 def order(gateway_id: int, request_seq: int, incarnation: int = 1, token: str | None = None) -> bytes:
     body = NewOrder(token or f"T{gateway_id}x{request_seq}", "ACME", Side.BUY, 10, 10_000)
     return sequenced_codec.encode(Sequenced(0, 0, gateway_id, incarnation, request_seq, "DEMO1", body))
-
-
-def receive_messages(sock: socket.socket, want: int, timeout_s: float = 3.0) -> dict[int, bytes]:
-    """Data messages by seq (heartbeats skipped) until ``want`` distinct seqs arrived."""
-    got: dict[int, bytes] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
-        try:
-            data = sock.recv(65535)
-        except socket.timeout:
-            break
-        assert len(data) <= 1400
-        packet = mold_codec.decode_packet(data)
-        for i, m in enumerate(packet.messages):
-            assert packet.seq + i not in got, "a seq published twice"
-            got[packet.seq + i] = m
-    return got
 
 
 @pytest.fixture
@@ -92,7 +75,7 @@ def test_gap_free_seqs_and_duplicates_dropped(cluster) -> None:
     cfg, proc, engine_sock, _ = cluster
     first = [order(7, r) for r in range(1, 51)]
     send(cfg, first + first[10:20] + [order(7, 3)])  # resends of already sequenced requests
-    got = receive_messages(engine_sock, 50)
+    got = receive_mold(engine_sock, 50)
     assert sorted(got) == list(range(1, 51))
     msgs = [sequenced_codec.decode(got[s]) for s in range(1, 51)]
     assert [m.request_seq for m in msgs] == list(range(1, 51))
@@ -100,7 +83,7 @@ def test_gap_free_seqs_and_duplicates_dropped(cluster) -> None:
     for s in range(1, 51):  # the published bytes are the canonical encoding
         assert got[s] == sequenced_codec.encode(msgs[s - 1])
     time.sleep(0.2)
-    assert receive_messages(engine_sock, 1, 0.3) == {}  # the resends were never sequenced
+    assert receive_mold(engine_sock, 1, 0.3) == {}  # the resends were never sequenced
     digest = admin_query(cfg.sequencer.admin_port, "digest")
     assert digest["next_seq"] == 51
     assert digest["counters"]["sequenced"] == 50
@@ -123,35 +106,35 @@ def test_garbage_is_counted_and_never_sequenced(cluster) -> None:
     assert digest["counters"]["sequenced"] == 0
     assert digest["counters"]["garbage"] == len(junk)
     send(cfg, [good])
-    got = receive_messages(engine_sock, 1)
+    got = receive_mold(engine_sock, 1)
     assert list(got) == [1]  # the first real request still gets seq 1
 
 
 def test_rerequest_returns_exact_bytes_and_ring_bound(cluster) -> None:
     cfg, proc, engine_sock, _ = cluster
     send(cfg, [order(3, r) for r in range(1, 101)])  # ring holds the last 64
-    got = receive_messages(engine_sock, 100)
+    got = receive_mold(engine_sock, 100)
     assert len(got) == 100
     session = cfg.input_stream.session.encode()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r:
         r.settimeout(1.0)
         r.bind((HOST, 0))
         r.sendto(mold_codec.encode_request(session, 40, 30), (HOST, cfg.sequencer.retransmit_port))
-        again = receive_messages(r, 30, 1.0)
+        again = receive_mold(r, 30, 1.0)
         assert sorted(again) == list(range(40, 70))
         assert all(again[s] == got[s] for s in again)
         r.sendto(mold_codec.encode_request(session, 1, 10), (HOST, cfg.sequencer.retransmit_port))
-        assert receive_messages(r, 1, 0.5) == {}  # gone from the ring: nothing
+        assert receive_mold(r, 1, 0.5) == {}  # gone from the ring: nothing
         r.sendto(mold_codec.encode_request(b"OTHERSESS ", 40, 5), (HOST, cfg.sequencer.retransmit_port))
         r.sendto(b"garbage", (HOST, cfg.sequencer.retransmit_port))
-        assert receive_messages(r, 1, 0.5) == {}
+        assert receive_mold(r, 1, 0.5) == {}
     assert admin_query(cfg.sequencer.admin_port, "digest")["counters"]["bad_retransmit_requests"] == 2
 
 
 def test_heartbeat_and_status_when_idle(cluster) -> None:
     cfg, proc, engine_sock, status_sock = cluster
     send(cfg, [order(4, 1), order(4, 2)])
-    assert len(receive_messages(engine_sock, 2)) == 2
+    assert len(receive_mold(engine_sock, 2)) == 2
     beats = []
     t0 = time.monotonic()
     while len(beats) < 3:
@@ -180,7 +163,7 @@ def test_leader_change_epoch_rule_and_snapshot(cluster) -> None:
     assert admin_query(port, "snapshot 77")["seq"] == 4
     assert "error" in admin_query(port, "leader_change x y")
     assert "error" in admin_query(port, "frobnicate")
-    got = receive_messages(engine_sock, 4)
+    got = receive_mold(engine_sock, 4)
     bodies = [sequenced_codec.decode(got[s]).body for s in range(1, 5)]
     assert bodies[1:] == [LeaderChange(2, 2), LeaderChange(3, 1), SnapshotRequest(77)]
     assert admin_query(port, "digest")["epoch"] == 3
@@ -193,7 +176,7 @@ def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
     try:
         wait_healthy(proc, cfg.sequencer.admin_port)
         send(cfg, [order(6, 1), order(6, 1)])
-        assert sorted(receive_messages(engine_sock, 2)) == [1, 2]
+        assert sorted(receive_mold(engine_sock, 2)) == [1, 2]
     finally:
         stop(proc)
         engine_sock.close()
@@ -209,7 +192,7 @@ def test_multicast_mode_carries_the_same_stream(tmp_path) -> None:
     try:
         wait_healthy(proc, cfg.sequencer.admin_port)
         send(cfg, [order(8, r) for r in range(1, 31)])
-        got = receive_messages(sub, 30)
+        got = receive_mold(sub, 30)
         assert sorted(got) == list(range(1, 31))
     finally:
         stop(proc)
