@@ -18,8 +18,11 @@ One single-threaded duty loop over an ``Inbox`` of four sockets:
 Group commit: each turn drains everything ready, appends every delivered
 message (its bytes exactly as on the bus) to the WAL, then ``write()`` (one
 ``pwrite``) and a ``LoggerWatermark(written, durable)`` to every gateway's
-status port, then one ``fdatasync`` and a second watermark with the new
-durable seq. Nothing sleeps on this path: while an fdatasync runs, packets
+status port, then one ``fdatasync`` and, when the durability policy is
+``fsync`` (the gate waits for it), a second watermark with the new durable
+seq. Under ``replicated`` and ``none`` the gate reads only the written seq, so
+the new durable seq rides on the next watermark (the next commit's, or the
+idle repeat within ``heartbeat_ms``): one datagram per commit, not two. Nothing sleeps on this path: while an fdatasync runs, packets
 queue in the socket buffer and become the next turn's batch. An idle logger
 repeats its watermark every ``heartbeat_ms``. Archive requests are answered
 after the commit, so they never delay durability.
@@ -80,6 +83,7 @@ class LoggerAgent:
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.last_status_ns = 0
+        self.durable_gates = cfg.durability == "fsync"  #: the gateways wait for the durable seq
         self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
                          "appended": 0, "payload_seq_mismatch": 0, "rerequests": 0,
                          "archive_requests": 0, "bad_archive_requests": 0,
@@ -167,11 +171,12 @@ class LoggerAgent:
     # ------------------------------------------------------------ outbound
 
     def commit(self) -> None:
-        """Group commit: one pwrite, a watermark, one fdatasync, a watermark."""
+        """Group commit: one pwrite, a watermark, one fdatasync, a watermark if fsync gates."""
         self.wal.write()
         self.publish_watermark()
         self.wal.sync()
-        self.publish_watermark()
+        if self.durable_gates:
+            self.publish_watermark()
 
     def publish_watermark(self) -> None:
         self.last_status_ns = time.monotonic_ns()
