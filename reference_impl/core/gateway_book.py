@@ -15,7 +15,13 @@ returns either a ``RejectReason`` or a ``Forward`` holding the request's
 this gateway can never match a request of this one, although output records
 carry no incarnation. A request is *unsequenced* until its first output
 arrives; unsequenced requests are re-sent every ``resend_ns``
-(``due_resends``), and the sequencer drops the duplicates. The sequencer's
+(``due_resends``), and the sequencer drops the duplicates. The timer only
+runs while there is no progress: while this gateway's requests keep being
+sequenced (an output of one arrived within ``resend_ns``), a request is
+re-sent only if a later one was sequenced before it (the sequencer reads one
+gateway's requests in order, so it was lost); the others are queued, not
+lost, and re-sending them would only add to the queue (an overload turned
+into a resend storm). The sequencer's
 dedup window (``window`` request numbers) is part of the contract: request
 ``r`` is sent only while the oldest unsequenced request is above
 ``r - window``; new orders and replaces keep ``window // 8`` numbers in reserve
@@ -149,6 +155,8 @@ class GatewayBook:
         self._next_request = (incarnation << 32) + 1
         self.pending: dict[int, Pending] = {}
         self._unsequenced: dict[int, Pending] = {}  # insertion order = request_seq order
+        self._progress_ns: int | None = None  # when a request of ours was last sequenced
+        self._highest_sequenced = 0  # the highest request_seq of ours known sequenced
         self.published_seq = 0
         self._engines: dict[int, tuple[int, int]] = {}  # id -> (applied seq, heard at ns)
         self._logger_heard = False
@@ -234,10 +242,20 @@ class GatewayBook:
         return Forward(rseq, datagram)
 
     def due_resends(self, now_ns: int) -> list[bytes]:
-        """Datagrams of unsequenced requests whose resend time has come."""
+        """Datagrams of unsequenced requests whose resend time has come.
+
+        While requests are being sequenced (progress within ``resend_ns``), only
+        those overtaken by a later sequenced request are due: the rest are queued.
+        """
         out = []
+        resend_ns = self.resend_ns
+        progress = self._progress_ns
+        stalled = progress is None or now_ns - progress >= resend_ns
+        overtaken_below = self._highest_sequenced
         for p in self._unsequenced.values():
-            if now_ns - p.sent_ns >= self.resend_ns:
+            if not stalled and p.request_seq > overtaken_below:
+                break  # in request_seq order: every later one is queued too
+            if now_ns - p.sent_ns >= resend_ns:
                 p.sent_ns = now_ns
                 p.sends += 1
                 out.append(p.datagram)
@@ -257,6 +275,9 @@ class GatewayBook:
             p = self._unsequenced.pop(rec.request_seq, None)
             if p is not None:  # any output proves the request was sequenced
                 p.input_seq = rec.output.seq
+                self._progress_ns = now_ns
+                if p.request_seq > self._highest_sequenced:
+                    self._highest_sequenced = p.request_seq
         if self.gate.on_record(rec):
             return self._release(now_ns)
         return _NOTHING
