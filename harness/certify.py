@@ -173,7 +173,7 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
     run_dir = make_run_dir(results, new_run_id(seed))
     console.print(f"crucible certify: sut {sut} · profile {profile_data['name']} · seed {seed} "
                   f"(reproduce with --seed {seed}) · suites {suites_dir} · run {run_dir}", highlight=False)
-    args = [str(suites_dir), "-p", "no:cacheprovider",
+    args = [str(suites_dir), f"--rootdir={suites_dir}", "-p", "no:cacheprovider",
             f"--junitxml={run_dir / 'junit.xml'}", f"--sut={sut}", f"--seed={seed}",
             f"--profile={profile_path}", f"--results-dir={results}", f"--run-id={run_dir.name}", "-rA"]
     if _has_hypothesis():
