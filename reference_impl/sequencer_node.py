@@ -17,7 +17,11 @@ One single-threaded duty loop over an ``Inbox`` of three sockets:
 Each turn drains everything ready, sequences it all, then publishes it all as
 MoldUDP64 packets of at most 1400 bytes to every engine and the logger
 (``transport.stream_publisher``) and sends a ``SequencerStatus`` to every
-gateway's status port. Nothing ever waits on a timer while a message is
+gateway's status port, at most one every ``STATUS_MIN_NS`` (the status only
+feeds the gateways' backpressure depth): a publish sooner than that leaves
+the status owed, and the turn that reaches its time sends it (the poll
+timeout wakes for it), so the published seq a gateway sees is never more than
+``STATUS_MIN_NS`` plus one turn behind. Nothing ever waits on a timer while a message is
 ready; the poll timeout only bounds idle time, and an idle stream gets a
 heartbeat (count 0, seq = next seq) every ``heartbeat_ms``. Re-requests are
 answered after the turn's publish, so they never delay fresh messages.
@@ -47,6 +51,7 @@ MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
 INITIAL_EPOCH = 1  #: the cluster starts in epoch 1; the first LeaderChange must say 2
 COMPONENT_ID = 0
+STATUS_MIN_NS = 1_000_000  #: at most one SequencerStatus per ms while publishing
 _SEQ_TS = struct.Struct(">QQ")
 
 
@@ -71,7 +76,9 @@ class SequencerAgent:
         self.pending: list[bytes] = []
         self.published_seq = 0
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
-        self.last_send_ns = 0
+        self.last_send_ns = 0  #: last packet on the stream (data or heartbeat)
+        self.last_status_ns = -STATUS_MIN_NS
+        self.status_owed = False  #: published_seq advanced since the last status
         self.counters = {"sequenced": 0, "duplicates": 0, "garbage": 0, "skipped_dedup": 0,
                          "packets": 0, "heartbeats": 0, "retransmit_requests": 0,
                          "retransmit_packets": 0, "bad_retransmit_requests": 0}
@@ -165,17 +172,23 @@ class SequencerAgent:
             self.counters["packets"] += 1
         self.published_seq = first - 1
         pending.clear()
-        self.publish_status()
+        now = self.last_send_ns = time.monotonic_ns()
+        if now - self.last_status_ns >= STATUS_MIN_NS:
+            self.publish_status(now)
+        else:
+            self.status_owed = True
 
     def publish_heartbeat(self) -> None:
         self.publisher.send(mold_codec.encode_heartbeat(self.session, self.core.next_seq))
         self.counters["heartbeats"] += 1
-        self.publish_status()
+        self.last_send_ns = now = time.monotonic_ns()
+        self.publish_status(now)
 
-    def publish_status(self) -> None:
-        self.last_send_ns = time.monotonic_ns()
+    def publish_status(self, now: int) -> None:
+        self.last_status_ns = now
+        self.status_owed = False
         record = status_codec.encode(
-            status_codec.SequencerStatus(COMPONENT_ID, self.published_seq, self.last_send_ns))
+            status_codec.SequencerStatus(COMPONENT_ID, self.published_seq, now))
         for target in self.status_targets:
             try:
                 self.status_sock.sendto(record, target)
@@ -188,7 +201,10 @@ class SequencerAgent:
         request_sock, retransmit_sock = self.request_sock, self.retransmit_sock
         on_request = self.on_request
         while not stop.is_set:
-            idle_ns = self.last_send_ns + self.heartbeat_ns - time.monotonic_ns()
+            now = time.monotonic_ns()
+            idle_ns = self.last_send_ns + self.heartbeat_ns - now
+            if self.status_owed:
+                idle_ns = min(idle_ns, self.last_status_ns + STATUS_MIN_NS - now)
             timeout = min(POLL_MAX_S, max(idle_ns, 0) / 1e9)
             batch = self.inbox.poll(timeout)
             rerequests = []
@@ -201,8 +217,12 @@ class SequencerAgent:
                     node.answer_admin(sock, data, addr, self.on_admin)
             if self.pending:
                 self.publish_pending()
-            elif time.monotonic_ns() - self.last_send_ns >= self.heartbeat_ns:
-                self.publish_heartbeat()
+            else:
+                now = time.monotonic_ns()
+                if now - self.last_send_ns >= self.heartbeat_ns:
+                    self.publish_heartbeat()
+                elif self.status_owed and now - self.last_status_ns >= STATUS_MIN_NS:
+                    self.publish_status(now)
             for data, addr in rerequests:
                 self.on_retransmit_request(data, addr)
 
