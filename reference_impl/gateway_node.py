@@ -23,11 +23,12 @@ only moves bytes and clocks in and out of it.
   to an HTTP request resolves that request's future (the HTTP handler stamps
   gateway-out), other answers are stamped here.
 - Batched output: a subscriber may buffer what it is handed and ask for a
-  ``flush`` (``defer_flush``); every callback that can release (output
-  packets, status, the tick, a door's input) ends with ``flush_out``, which
-  runs those flushes (an OUCH session: one ``send`` for all its messages of
-  the callback) and only then stamps gateway-out on the answers it released,
-  so the stamp still follows all of an input's writes.
+  ``flush`` (``defer_flush``); after each datagram that can release (an
+  output packet, a status record), at the end of the tick and of a door's
+  input, ``flush_out`` runs those flushes (an OUCH session: one ``send`` for
+  all its messages that datagram released) and only then stamps gateway-out
+  on the answers, so the stamp still follows all of an input's writes. Per
+  datagram, not per drain: an answer never waits behind unrelated datagrams.
 - Admin (UDP ``admin_port``): ``health``, ``digest``, ``stages [N]``.
 
 Incarnation: a u32 that grows with every start of this gateway id, so the
@@ -216,9 +217,9 @@ class GatewayNode:
             try:
                 data = sock.recv(transport.RECV_BYTES)
             except (BlockingIOError, InterruptedError, OSError):
-                break
+                return
             self._on_output_packet(data)
-        self.flush_out()
+            self.flush_out()
 
     def _on_output_packet(self, data: bytes) -> None:
         try:
@@ -271,7 +272,7 @@ class GatewayNode:
             try:
                 data = self.status_sock.recv(transport.RECV_BYTES)
             except (BlockingIOError, InterruptedError, OSError):
-                break
+                return
             try:
                 record = status_codec.decode(data)
             except DecodeError:
@@ -281,11 +282,12 @@ class GatewayNode:
             kind = type(record)
             if kind is status_codec.LoggerWatermark:
                 self._handle(book.on_logger(record, now))
+                self.flush_out()
             elif kind is status_codec.EngineStatus:
                 self._handle(book.on_engine(record, now))
+                self.flush_out()
             elif kind is status_codec.SequencerStatus:
                 book.on_sequencer(record, now)
-        self.flush_out()
 
     def _on_admin_readable(self) -> None:
         while True:
