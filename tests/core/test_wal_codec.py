@@ -77,7 +77,9 @@ def test_torn_write_in_a_zero_filled_segment_never_yields_a_wrong_record(
     segment = buf[:cut] + bytes(len(buf) - cut + data.draw(st.integers(0, 32)))
     result = scan(segment)
     assert result.records == expected[: len(result.records)]
-    assert all(r.offset + HEADER_SIZE + len(r.payload) <= cut for r in result.records)
+    for r in result.records:  # a record past the cut is only possible if its lost bytes were zeros
+        end = r.offset + HEADER_SIZE + len(r.payload)
+        assert end <= cut or not any(buf[cut:end]), (r, cut)
 
 
 def test_every_single_bit_flip_is_caught_and_outside_length_is_a_crc_mismatch() -> None:
