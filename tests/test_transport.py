@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 
 import pytest
@@ -64,3 +65,47 @@ def test_block_wakes_on_a_datagram_sent_while_waiting(socks) -> None:
         timer.join()
     finally:
         inbox.close()
+
+
+class _FailingSocket:
+    """Stands in for a publisher's socket: raises ``errnos[target]`` for some targets."""
+
+    def __init__(self, errnos: dict) -> None:
+        self.errnos = errnos
+        self.sent: list = []
+
+    def sendto(self, datagram: bytes, target) -> int:
+        err = self.errnos.get(target)
+        if err is not None:
+            raise OSError(err, "injected")
+        self.sent.append(target)
+        return len(datagram)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("err", [errno.EPERM, errno.EMSGSIZE, errno.ECONNREFUSED, errno.EACCES])
+def test_publisher_send_counts_every_oserror_and_reaches_the_other_targets(err) -> None:
+    targets = [("127.0.0.1", 1), ("127.0.0.1", 2), ("127.0.0.1", 3)]
+    pub = transport.Publisher(targets, multicast=False)
+    real = pub.sock
+    try:
+        pub.sock = _FailingSocket({targets[0]: err})
+        pub.send(b"x")  # must not raise
+        pub.send(b"y")
+        assert pub.sock.sent == [targets[1], targets[2]] * 2
+        assert pub.send_errors == 2
+    finally:
+        real.close()
+
+
+def test_publisher_send_survives_a_real_oversized_datagram() -> None:
+    rx = transport.bind_udp(0)
+    pub = transport.Publisher([rx.getsockname()], multicast=False)
+    try:
+        pub.send(b"z" * 70000)  # EMSGSIZE from the kernel
+        assert pub.send_errors == 1
+    finally:
+        pub.close()
+        rx.close()
