@@ -19,8 +19,9 @@ anything is durable, so it is never zero-loss and always FAILs; a loss under
 ``replicated`` (expected after a power-off, which it does not cover) FAILs
 with the policy named as the cause.
 
-``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: no
-record past the first bad one may have been applied.
+``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: every
+intact record in front of the first bad one, and no record past it, must have
+been applied; with no intact record at all the verdict is UNKNOWN.
 """
 
 from __future__ import annotations
@@ -173,32 +174,51 @@ def check_zero_acked_loss(ops: Iterable[Op], wal_orders: set[OrderKey] | None,
 def check_no_corrupt_accepted(recovered_seqs: Iterable[int] | int,
                               valid_wal_seqs: Iterable[int],
                               requirement: str = CORRUPT) -> Verdict:
-    """Recovery applied only records from before the first bad WAL record.
+    """Recovery applied exactly the intact records in front of the first bad WAL record.
 
     ``valid_wal_seqs``: the seqs of the intact records in front of the first
     defect (``wal_codec.scan``'s records). ``recovered_seqs``: the seqs the
     recovered component applied from the WAL, or its applied seq as an int
-    (meaning 1..n). Pass them before new traffic arrives: a new message may
-    legitimately take the torn record's seq afterwards.
+    (meaning every seq up to n). Pass them before new traffic arrives: a new
+    message may legitimately take the torn record's seq afterwards.
+
+    FAIL when a seq was applied that is not an intact record (past the
+    defect), and FAIL when an intact record up to ``max(valid)`` was not
+    applied (recovery threw good records away, or recovered nothing), naming
+    the first missing seq. UNKNOWN when there is no intact record at all:
+    an empty recovery then shows nothing either way.
     """
     valid = set(valid_wal_seqs)
+    last_valid = max(valid, default=None)
     if isinstance(recovered_seqs, int):
         applied_to = recovered_seqs
         extra = list(range(max(valid, default=0) + 1, applied_to + 1))
+        missing = sorted(s for s in valid if s > applied_to)
         recovered_count = applied_to
     else:
         rec = list(recovered_seqs)
-        extra = sorted({s for s in rec if s not in valid})
+        rec_set = set(rec)
+        extra = sorted(rec_set - valid)
+        missing = sorted(valid - rec_set)
         applied_to = max(rec, default=0)
         recovered_count = len(rec)
     evidence = {
-        "valid_records": len(valid), "last_valid_seq": max(valid, default=None),
+        "valid_records": len(valid), "last_valid_seq": last_valid,
         "recovered": recovered_count, "recovered_to": applied_to,
         "applied_beyond_valid": first(extra), "applied_beyond_valid_count": len(extra),
+        "intact_not_applied": first(missing), "intact_not_applied_count": len(missing),
     }
     if extra:
         return Verdict.failed(requirement, f"{len(extra)} seqs applied that are not intact WAL "
                               f"records (first: {extra[0]}; last intact: "
-                              f"{evidence['last_valid_seq']})", evidence)
-    return Verdict.passed(requirement, f"recovery applied {recovered_count} records, none past "
-                          f"the last intact seq {evidence['last_valid_seq']}", evidence)
+                              f"{last_valid})", evidence)
+    if not valid:
+        return Verdict.unknown(requirement, "no intact WAL record in front of the defect: "
+                               f"recovery applied {recovered_count} records, which shows "
+                               "nothing either way", evidence)
+    if missing:
+        return Verdict.failed(requirement, f"{len(missing)} intact WAL records not applied by "
+                              f"recovery (first missing: seq {missing[0]}; recovered to "
+                              f"{applied_to}, last intact: {last_valid})", evidence)
+    return Verdict.passed(requirement, f"recovery applied all {len(valid)} intact records up "
+                          f"to seq {last_valid} and none past it", evidence)

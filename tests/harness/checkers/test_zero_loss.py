@@ -200,3 +200,26 @@ def test_record_past_the_bad_one_applied_fails():
     assert v.evidence["applied_beyond_valid"] == [5, 6]
     v = check_no_corrupt_accepted(6, [1, 2, 3, 4])
     assert v.status == "fail" and v.evidence["applied_beyond_valid"] == [5, 6]
+
+
+def test_recovery_that_drops_intact_records_fails_naming_the_first():
+    v = check_no_corrupt_accepted([1, 2, 4], [1, 2, 3, 4, 5])
+    assert v.status == "fail"
+    assert v.evidence["intact_not_applied"] == [3, 5]
+    assert "seq 3" in v.summary
+    v = check_no_corrupt_accepted(2, [1, 2, 3, 4])
+    assert v.status == "fail" and v.evidence["intact_not_applied"] == [3, 4]
+    assert "seq 3" in v.summary
+
+
+def test_recovery_of_nothing_fails_when_intact_records_exist():
+    v = check_no_corrupt_accepted(0, [1, 2, 3])
+    assert v.status == "fail" and "seq 1" in v.summary
+    assert check_no_corrupt_accepted([], [1, 2, 3]).status == "fail"
+
+
+def test_no_intact_records_is_unknown():
+    assert check_no_corrupt_accepted(0, []).status == "unknown"
+    assert check_no_corrupt_accepted([], []).status == "unknown"
+    # applying something when nothing is intact is still a fail
+    assert check_no_corrupt_accepted([1], []).status == "fail"
