@@ -103,7 +103,9 @@ def check_offline_replay(wal_records: Sequence[Any], live_digest: Mapping[str, A
     a re-appended seq the engine already applied is a no-op, as on the bus.
     UNKNOWN when the replay cannot reach the live seq: the WAL ends first, has
     a gap, or holds a record that does not decode (the continuity and
-    corruption checks judge those defects themselves). ``snapshot`` (an
+    corruption checks judge those defects themselves). UNKNOWN too when there
+    is nothing to replay: a live applied seq of 0, or a snapshot already at
+    the live seq (no WAL record replayed is no evidence). ``snapshot`` (an
     ``Engine.snapshot()`` image) starts the replay from its seq instead of
     from an empty engine, for a WAL truncated after a snapshot.
     """
@@ -118,6 +120,9 @@ def check_offline_replay(wal_records: Sequence[Any], live_digest: Mapping[str, A
                                 "started_at": engine.last_applied_seq}
     if live_hash is None:
         return Verdict.unknown(requirement, "the live digest has no state hash", evidence)
+    if target <= 0:
+        return Verdict.unknown(requirement, f"the live engine has applied seq {target}: "
+                               "there is nothing to replay, so no evidence", evidence)
     applied = 0
     for record in wal_records:
         seq, payload = record_seq_payload(record)
@@ -143,6 +148,10 @@ def check_offline_replay(wal_records: Sequence[Any], live_digest: Mapping[str, A
     if engine.last_applied_seq < target:
         return Verdict.unknown(requirement, f"the WAL ends at seq {engine.last_applied_seq}, "
                                f"before the live applied seq {target}", evidence)
+    if applied == 0:
+        return Verdict.unknown(requirement, f"no WAL record replayed (the replay started at "
+                               f"seq {evidence['started_at']}, the live applied seq is "
+                               f"{target}): no evidence", evidence)
     if replay_hash != live_hash:
         return Verdict.failed(requirement, f"offline replay to seq {target} gives hash "
                               f"{replay_hash[:16]}…, the live engine has {live_hash[:16]}…",

@@ -165,3 +165,21 @@ def test_truncated_stream_fails_and_empty_is_unknown():
     assert v.status == "fail"
     assert v.evidence["first_difference"] == {"line": 3, "a": A[2], "b": None}
     assert check_output_streams([], []).status == "unknown"
+
+
+def test_live_applied_seq_zero_is_unknown_not_pass():
+    msgs = _orders(5)
+    live = {"applied_seq": 0, "state_hash": Engine().state_hash()}
+    v = check_offline_replay(_wal(msgs), live)
+    assert v.status == "unknown" and "applied seq 0" in v.summary
+    assert check_offline_replay([], live).status == "unknown"
+
+
+def test_snapshot_at_the_live_seq_replays_nothing_and_is_unknown():
+    msgs = _orders(6)
+    engine = Engine()
+    for m in msgs:
+        engine.apply(m)
+    live = {"applied_seq": 6, "state_hash": engine.state_hash()}
+    v = check_offline_replay(_wal(msgs), live, snapshot=engine.snapshot())
+    assert v.status == "unknown" and v.evidence["records_applied"] == 0
