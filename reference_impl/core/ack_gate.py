@@ -10,7 +10,15 @@ when all ``count`` records are in. Dropped on the way in:
 - records from an epoch below the highest seen (in a record, or in the
   primary's ``EngineStatus``): a deposed primary's, which count for nothing;
 - a repeated ``(input seq, index)``, and any record of an input at or below
-  the highest complete one: a promoted primary re-emits inputs whole.
+  the highest complete one: a promoted primary re-emits inputs whole;
+- a record whose ``count`` exceeds ``MAX_OUTPUTS_PER_INPUT`` (counted as
+  ``oversized_outputs``): the count is the sender's word, so it bounds
+  nothing by itself.
+
+An incomplete input keeps only the records that arrived (index -> record),
+never a list sized by the peer's ``count``; it is forgotten once an input at
+or above its seq completes (it can no longer complete: the stream is in
+order) or once the epoch rises above its own (a deposed primary's).
 
 A complete input is *held* until the durability policy covers its seq
 (``threshold``):
@@ -35,6 +43,11 @@ from .status_codec import EngineStatus, LoggerWatermark
 
 POLICIES = ("fsync", "replicated", "none")
 UNGATED = 1 << 64  #: the threshold when nothing gates: above every u64 seq
+#: The most output records one input may have. An input yields one ack or
+#: reject, two executions per match and at most one cancel, so this admits a
+#: sweep of 2046 resting orders; a record claiming more is dropped (counted
+#: ``oversized_outputs``) rather than trusted to size anything.
+MAX_OUTPUTS_PER_INPUT = 4096
 
 
 class AckGate:
@@ -57,39 +70,65 @@ class AckGate:
         self.secondary_applied = 0
         self.primary_id = 0  #: the engine whose status says primary (highest epoch); 0: unknown
         self._primary_epoch = -1
-        self._incomplete: dict[int, list[OutputRecord | None]] = {}
+        # input seq -> (count, epoch, {index: record}): only the records that came
+        self._incomplete: dict[int, tuple[int, int, dict[int, OutputRecord]]] = {}
         self._held: list[int] = []  # heap of complete input seqs
         self._complete: dict[int, list[OutputRecord]] = {}
-        self.counters = {"outputs": 0, "duplicate_outputs": 0, "stale_epoch_outputs": 0}
+        self.counters = {"outputs": 0, "duplicate_outputs": 0, "stale_epoch_outputs": 0,
+                         "oversized_outputs": 0, "abandoned_inputs": 0}
 
     # ---------------------------------------------------------------- inputs
 
     def on_record(self, rec: OutputRecord) -> bool:
         """Take one record; True when it completed its input (now held)."""
-        if rec.epoch < self.max_epoch:
+        epoch = rec.epoch
+        if epoch < self.max_epoch:
             self.counters["stale_epoch_outputs"] += 1
             return False
-        self.max_epoch = rec.epoch
+        if epoch > self.max_epoch:
+            self._raise_epoch(epoch)
+        count = rec.count
+        if count > MAX_OUTPUTS_PER_INPUT:
+            self.counters["oversized_outputs"] += 1
+            return False
         seq = rec.output.seq
-        slots = self._incomplete.get(seq)
-        if slots is None:
+        entry = self._incomplete.get(seq)
+        if entry is None:
             if seq <= self.highest_complete:
                 self.counters["duplicate_outputs"] += 1
                 return False
-            slots = self._incomplete[seq] = [None] * rec.count
-        if rec.index >= len(slots) or slots[rec.index] is not None:
+            entry = self._incomplete[seq] = (count, epoch, {})
+        want, _, got = entry
+        index = rec.index
+        if index >= want or index in got:
             self.counters["duplicate_outputs"] += 1
             return False
         self.counters["outputs"] += 1
-        slots[rec.index] = rec
-        if None in slots:
+        got[index] = rec
+        if len(got) < want:
             return False
-        del self._incomplete[seq]
-        self._complete[seq] = slots  # type: ignore[assignment]
+        incomplete = self._incomplete
+        del incomplete[seq]
+        self._complete[seq] = [got[i] for i in range(want)]
         if seq > self.highest_complete:
             self.highest_complete = seq
+            if incomplete:
+                self._forget(lambda s, e: s <= seq)
         heapq.heappush(self._held, seq)
         return True
+
+    def _raise_epoch(self, epoch: int) -> None:
+        self.max_epoch = epoch
+        if self._incomplete:
+            self._forget(lambda s, e: e < epoch)
+
+    def _forget(self, dead) -> None:
+        """Drop the incomplete inputs ``dead(seq, epoch)`` says can never complete."""
+        incomplete = self._incomplete
+        gone = [s for s, (_, e, _) in incomplete.items() if dead(s, e)]
+        for s in gone:
+            del incomplete[s]
+        self.counters["abandoned_inputs"] += len(gone)
 
     def on_logger(self, w: LoggerWatermark) -> None:
         if w.written_seq > self.written_seq:
@@ -103,7 +142,7 @@ class AckGate:
                 self._primary_epoch = s.epoch
                 self.primary_id = s.component_id
             if s.epoch > self.max_epoch:
-                self.max_epoch = s.epoch
+                self._raise_epoch(s.epoch)
         elif s.applied_seq > self.secondary_applied:
             self.secondary_applied = s.applied_seq
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference_impl.core.ack_gate import UNGATED, AckGate
+from reference_impl.core.ack_gate import MAX_OUTPUTS_PER_INPUT, UNGATED, AckGate
 from reference_impl.core.messages import RejectReason, Rejected
 from reference_impl.core.output_codec import OutputRecord
 from reference_impl.core.status_codec import EngineStatus, LoggerWatermark
@@ -51,3 +51,35 @@ def test_records_gather_by_index_and_duplicates_drop() -> None:
     g.on_engine(EngineStatus(3, True, 2, 0, 0, 0))
     assert g.primary_id == 3
     assert g.on_record(rec(6, epoch=1)) is False and g.counters["stale_epoch_outputs"] == 1
+
+
+def test_a_huge_peer_count_allocates_nothing_and_is_dropped() -> None:
+    g = AckGate("none")
+    for seq in range(1, 201):  # 200 records each claiming the u16 maximum
+        assert g.on_record(rec(seq, 0, 0xFFFF)) is False
+    assert g.incomplete == 0 and g.counters["oversized_outputs"] == 200
+    assert g.on_record(rec(201, 0, MAX_OUTPUTS_PER_INPUT)) is False  # at the cap: admitted
+    assert g.incomplete == 1
+    # what an incomplete input holds is what arrived, not what its count claims
+    _, _, got = g._incomplete[201]
+    assert len(got) == 1
+
+
+def test_incomplete_inputs_are_forgotten_once_they_can_no_longer_complete() -> None:
+    g = AckGate("none")
+    for seq in (1, 2, 3):
+        assert g.on_record(rec(seq, 0, 2)) is False  # each missing index 1
+    assert g.incomplete == 3
+    assert g.on_record(rec(4)) is True  # a later input completed: 1..3 never will
+    assert g.incomplete == 0 and g.counters["abandoned_inputs"] == 3
+    assert [s for s, _ in g.releasable()] == [4]
+    # a record above the highest complete stays until the epoch rises past its own
+    assert g.on_record(rec(9, 0, 2)) is False and g.incomplete == 1
+    g.on_engine(EngineStatus(3, True, 1, 0, 0, 0))  # a new primary at epoch 1
+    assert g.incomplete == 0 and g.counters["abandoned_inputs"] == 4
+    assert g.on_record(rec(10, 0, 2, epoch=1)) is False
+    assert g.on_record(rec(10, 1, 2, epoch=2)) is False  # epoch 2 deposes epoch 1's half
+    assert g.incomplete == 1 and g.counters["abandoned_inputs"] == 5
+    assert g.on_record(rec(10, 0, 2, epoch=2)) is True
+    (seq, records), = g.releasable()
+    assert seq == 10 and [(r.index, r.epoch) for r in records] == [(0, 2), (1, 2)]

@@ -227,9 +227,11 @@ def test_duplicates_and_stale_epochs_are_dropped() -> None:
     fill = Executed(1, "ALICE", "t1", 10, 10_000, 1, "R")
     assert b.on_output(rec(fill, 1, 2, epoch=1, gateway_id=9), 3) == ([], [])  # zombie
     assert b.gate.counters["stale_epoch_outputs"] == 1
-    released = b.on_output(rec(fill, 1, 2, epoch=2, gateway_id=9), 4)  # re-emitted
+    # the new epoch forgot the deposed primary's half input: the re-emission is whole
+    assert b.on_output(rec(fill, 1, 2, epoch=2, gateway_id=9), 4) == ([], [])
+    released = b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 5)  # re-emitted
     assert [o.output for o in released.published] == [out, fill]
-    assert b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 5) == ([], [])  # already done
+    assert b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 6) == ([], [])  # already done
     assert b.primary_id == 2
 
 
