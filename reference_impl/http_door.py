@@ -241,12 +241,16 @@ async def events(request: web.Request) -> web.StreamResponse:
             if entry is None:
                 break
             chunk = [sse_event(entry)]
+            cut = False  # the end marker (slow consumer cut off, or door closing) came
             while not queue.empty():
                 more = queue.get_nowait()
                 if more is None:
+                    cut = True
                     break
                 chunk.append(sse_event(more))
             await response.write(b"".join(chunk))
+            if cut:  # end the response: the client resumes with Last-Event-ID
+                break
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
