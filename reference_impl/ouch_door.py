@@ -29,7 +29,9 @@ sent at the end of the gateway's callback (``GatewayNode.flush_out``): one
 callback, in release order. A login's replay is one write too.
 
 Heartbeats: a Server Heartbeat after 1 s without sending; a client silent
-for ``idle_timeout_s`` (15 s per the spec) is dropped. A client whose unsent
+for ``idle_timeout_s`` (15 s per the spec) is dropped. A connection not
+logged in ``login_timeout_s`` (15 s) after it opened is dropped whatever it
+sends (a Debug packet refreshes the idle clock, not the login deadline). A client whose unsent
 output passes ``MAX_WRITE_BUFFER`` is dropped too (it can resume by seq).
 """
 
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from reference_impl.gateway_node import GatewayNode
 
 HEARTBEAT_S = 1.0
+LOGIN_TIMEOUT_S = 15.0  #: a connection must log in this soon after it opens
 TIMER_S = 0.2
 MAX_WRITE_BUFFER = 16 << 20
 NS_PER_DAY = 86_400 * 10**9
@@ -134,7 +137,7 @@ class OuchSession(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.account: str | None = None
         self.closed = False
-        self.last_recv = self.last_send = time.monotonic()
+        self.opened = self.last_recv = self.last_send = time.monotonic()
         self._out: list[bytes] = []  #: rendered frames waiting for ``flush``
 
     # -------------------------------------------------------------- events
@@ -272,7 +275,10 @@ class OuchSession(asyncio.Protocol):
     def on_timer(self, now: float) -> None:
         if self.closed:
             return
-        if now - self.last_recv >= self.door.idle_timeout_s:
+        if self.account is None and now - self.opened >= self.door.login_timeout_s:
+            self.door.counters["login_timeout"] += 1
+            self.fail(None, f"no Login Request within {self.door.login_timeout_s:g} s")
+        elif now - self.last_recv >= self.door.idle_timeout_s:
             self.door.counters["idle_dropped"] += 1
             self.close()
         elif self.account is not None and now - self.last_send >= HEARTBEAT_S:
@@ -312,15 +318,17 @@ class OuchSession(asyncio.Protocol):
 class OuchDoor:
     """The listening server, its sessions and a timer for heartbeats and idle drops."""
 
-    def __init__(self, node: GatewayNode, idle_timeout_s: float) -> None:
+    def __init__(self, node: GatewayNode, idle_timeout_s: float,
+                 login_timeout_s: float = LOGIN_TIMEOUT_S) -> None:
         self.node = node
         self.idle_timeout_s = idle_timeout_s
+        self.login_timeout_s = login_timeout_s
         self.sessions: set[OuchSession] = set()
         self.server: asyncio.base_events.Server | None = None
         self._timer: asyncio.Task | None = None
         self.counters = {"logins": 0, "login_rejected": 0, "protocol_errors": 0,
                          "truncated": 0, "rejected": 0, "idle_dropped": 0, "slow_consumer": 0,
-                         "internal_errors": 0}
+                         "internal_errors": 0, "login_timeout": 0}
 
     async def _tick(self) -> None:
         while True:
@@ -338,8 +346,12 @@ class OuchDoor:
             session.close()
 
 
-async def start(node: GatewayNode, host: str, port: int) -> OuchDoor:
-    door = OuchDoor(node, node.ouch_idle_timeout_s)
+async def start(node: GatewayNode, host: str, port: int,
+                login_timeout_s: float | None = None) -> OuchDoor:
+    """Serve on ``host:port``; ``login_timeout_s`` defaults to the node's, else ``LOGIN_TIMEOUT_S``."""
+    if login_timeout_s is None:
+        login_timeout_s = getattr(node, "ouch_login_timeout_s", LOGIN_TIMEOUT_S)
+    door = OuchDoor(node, node.ouch_idle_timeout_s, login_timeout_s)
     loop = asyncio.get_running_loop()
     door.server = await loop.create_server(lambda: OuchSession(door), host, port,
                                            reuse_address=True)
