@@ -12,7 +12,10 @@ One SUT for the module, built with the fault-injecting relay on the input bus
 - **Gateway resends.** The sequencer is paused (SIGSTOP) for longer than the
   gateway's resend interval while requests are in flight, so the gateway
   sends them again; after the resume, no client request may be sequenced
-  twice (``check_sequenced_once`` over the journal).
+  twice (``check_sequenced_once`` over the journal). The gateway's resend
+  counter must show that something was resent: a counter that reads 0 or
+  cannot be read is UNKNOWN; a SUT that exposes no resend counter is N/A
+  (``require_resends``). A request sequenced twice fails regardless.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from harness.checkers import (
     check_same_final_state,
     check_sequenced_once,
 )
+from harness.checkers.exactly_once import require_resends
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
+from harness.sut.base import NotSupported, SutError
 from reference_impl.core import sequenced_codec
 from reference_impl.core.engine import Engine
 from reference_impl.core.rules import Instruments
@@ -145,7 +150,7 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     if sequencer is None:
         s.na(f"{sut.name} names no sequencer component to pause")
     gateway = s.component(sut, "gateway")
-    before = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
+    before, offered, why = gateway_resends(sut, gateway)
     flow = workload(sut, seed + 2, profile, prefix="R")
     with s.fault(history, "pause-sequencer", component=sequencer, seconds=PAUSE_S):
         sut.pause(sequencer)  # first: every request of the burst waits unsequenced
@@ -156,13 +161,37 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
             sut.resume(sequencer)
     stats = load.join(30.0)
     settled = s.settle(sut, timeout_s=10.0)
-    after = (s.safe_digest(sut, gateway) or {}).get("counters", {}).get("resends")
+    after, offered_after, why_after = gateway_resends(sut, gateway)
+    offered = offered and offered_after
+    why = why or why_after
     resends = None if before is None or after is None else after - before
     v = check_sequenced_once(sequenced_messages(sut),
                              requirement="exactly_once.gateway_resend.sequenced_once")
-    v.evidence.update(gateway_resends=resends, load=stats.as_dict(), settled=settled["settled"],
-                      pause_s=PAUSE_S)
-    if v.status == "pass" and resends == 0:
-        v = type(v).unknown(v.requirement, "the gateway resent nothing during the pause; "
-                            "dedup was not exercised", v.evidence)
-    s.judge(v)
+    v.evidence.update(load=stats.as_dict(), settled=settled["settled"], pause_s=PAUSE_S)
+    s.judge(require_resends(v, resends, offered=offered, reason=why))
+
+
+def gateway_resends(sut, gateway: str | None) -> tuple[int | None, bool, str]:
+    """``(resends, offered, reason)``: the gateway digest's ``counters.resends``.
+
+    ``offered`` is False when the SUT exposes no such counter (no gateway, no
+    digest endpoint, or a digest without it): the requirement is then N/A.
+    A counter that is offered but cannot be read is ``(None, True, reason)``.
+    """
+    if gateway is None:
+        return None, False, f"{sut.name} names no gateway component"
+    if not sut.offers("digest"):
+        return None, False, f"{sut.name} offers no digest"
+    try:
+        digest = sut.digest(gateway)
+    except NotSupported as exc:
+        return None, False, str(exc)
+    except (OSError, ValueError, KeyError, SutError) as exc:
+        return None, True, f"the {gateway} digest could not be read: {exc}"
+    counters = digest.get("counters") if isinstance(digest, dict) else None
+    if not isinstance(counters, dict) or "resends" not in counters:
+        return None, False, f"the {gateway} digest has no counters.resends"
+    try:
+        return int(counters["resends"]), True, ""
+    except (TypeError, ValueError):
+        return None, True, f"the {gateway} resend counter is not a number: {counters['resends']!r}"

@@ -56,6 +56,7 @@ OUTCOME_TYPES = {"new": ("accepted", "rejected"), "replace": ("replaced", "rejec
 __all__ = [
     "check_applied_once", "check_history_once", "check_reported_once",
     "check_same_final_state", "check_sequenced_once", "op_outputs", "order_key",
+    "require_resends",
     "outcome_outputs", "output_dicts",
 ]
 
@@ -155,6 +156,42 @@ def check_sequenced_once(messages: Iterable[Sequenced],
                               f"(first: gateway {d['request'][0]} request {d['request'][2]} "
                               f"at seqs {d['seqs'][0]} and {d['seqs'][1]})", evidence)
     return Verdict.passed(requirement, f"{count} client requests, each sequenced once", evidence)
+
+
+def require_resends(sequenced: Verdict, resends: int | None, offered: bool = True,
+                    reason: str = "") -> Verdict:
+    """``sequenced`` (a ``check_sequenced_once`` verdict) only where dedup was exercised.
+
+    ``resends``: how many requests the gateway sent again during the fault
+    (None: not read). ``offered``: whether the SUT exposes a resend counter at
+    all; ``reason`` says why it is not, or why it could not be read. A fail
+    stays a fail (a request sequenced twice needs no counter to be shown);
+    otherwise a SUT that exposes no resend counter is N/A (it does not offer
+    the evidence), and a counter that was offered but could not be read, or
+    read 0 (nothing was resent, so dedup was not exercised), is UNKNOWN.
+    """
+    evidence = {**sequenced.evidence, "gateway_resends": resends,
+                "resend_counter_offered": offered}
+    if reason:
+        evidence["resend_counter_reason"] = reason
+    req = sequenced.requirement
+    if sequenced.status == "fail":
+        return Verdict.failed(req, sequenced.summary, evidence)
+    if not offered:
+        return Verdict.not_applicable(req, "the SUT exposes no gateway resend counter, so "
+                                      "there is no evidence that a resend happened"
+                                      + (f" ({reason})" if reason else ""), evidence)
+    if resends is None:
+        return Verdict.unknown(req, "the gateway's resend counter could not be read"
+                               + (f" ({reason})" if reason else "")
+                               + "; dedup was not shown to be exercised", evidence)
+    if sequenced.status == "pass" and resends <= 0:
+        return Verdict.unknown(req, "the gateway resent nothing during the pause; "
+                               "dedup was not exercised", evidence)
+    if sequenced.status == "pass":
+        return Verdict.passed(req, f"{sequenced.summary} ({resends} gateway resends)",
+                              evidence)
+    return Verdict(req, sequenced.status, sequenced.summary, evidence)
 
 
 def check_reported_once(outputs: Iterable[Any], requirement: str = REPORTED) -> Verdict:

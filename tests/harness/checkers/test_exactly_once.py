@@ -7,6 +7,7 @@ from reference_impl.core.messages import (
     Cancel,
     Executed,
     Heartbeat,
+    NewOrder,
     Sequenced,
     Side,
 )
@@ -17,6 +18,7 @@ from harness.checkers.exactly_once import (
     check_reported_once,
     check_same_final_state,
     check_sequenced_once,
+    require_resends,
 )
 from harness.history import FAIL, INFO, OK, History
 
@@ -235,3 +237,39 @@ def test_history_once_ignores_seqless_outcomes_of_a_door_without_seqs():
     h.complete(b, FAIL, {"account": "A", "token": "T", "outputs": [
         {"seq": None, "type": "rejected", "account": "A", "token": "T", "reason": "duplicate_token"}]})
     assert check_history_once(h.ops).status == "pass"
+
+
+# ------------------------------------------------------------ resend evidence
+
+
+def _sequenced_pass():
+    msgs = [Sequenced(i, 0, 1, 1, i, "ACC1", NewOrder(f"T{i}", "ACME", Side.BUY, 1, 10000))
+            for i in range(1, 4)]
+    return check_sequenced_once(msgs, requirement="exactly_once.gateway_resend.sequenced_once")
+
+
+def test_resends_counter_unreadable_is_unknown_not_pass():
+    v = require_resends(_sequenced_pass(), None, offered=True, reason="digest timed out")
+    assert v.status == "unknown"
+    assert "could not be read" in v.summary and "digest timed out" in v.summary
+    assert v.evidence["gateway_resends"] is None
+
+
+def test_no_resend_counter_offered_is_na():
+    v = require_resends(_sequenced_pass(), None, offered=False,
+                        reason="the gateway digest has no counters.resends")
+    assert v.status == "n/a" and "counters.resends" in v.summary
+
+
+def test_zero_resends_is_unknown_and_positive_passes():
+    assert require_resends(_sequenced_pass(), 0).status == "unknown"
+    v = require_resends(_sequenced_pass(), 3)
+    assert v.status == "pass" and v.evidence["gateway_resends"] == 3
+
+
+def test_a_duplicate_fails_whatever_the_counter_says():
+    body = NewOrder("T1", "ACME", Side.BUY, 1, 10000)
+    dup = check_sequenced_once([Sequenced(1, 0, 1, 1, 1, "ACC1", body),
+                                Sequenced(2, 0, 1, 1, 1, "ACC1", body)])
+    assert require_resends(dup, None, offered=False).status == "fail"
+    assert require_resends(dup, None).status == "fail"
