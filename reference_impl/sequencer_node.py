@@ -43,8 +43,8 @@ from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, sequenced_codec, status_codec
 from reference_impl.core.errors import DecodeError
-from reference_impl.core.messages import CLIENT_BODIES, LeaderChange, SnapshotRequest
-from reference_impl.core.sequencing import Request, Sequencer
+from reference_impl.core.messages import CLIENT_BODIES, LeaderChange, Sequenced, SnapshotRequest
+from reference_impl.core.sequencing import CONTROL_GATEWAY, Request, Sequencer
 from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
 
 MAX_PAYLOAD = 1400
@@ -143,18 +143,26 @@ class SequencerAgent:
                     "published_seq": self.published_seq,
                     "state_hash": self.core.state_hash(), "counters": dict(self.counters),
                     "drops": self.core.counters()}
-        if verb == "leader_change" and len(words) == 3:
-            body = LeaderChange(int(words[1]), int(words[2]))
-        elif verb == "snapshot" and len(words) == 2:
-            body = SnapshotRequest(int(words[1]))
-        else:
-            return {"error": f"unknown command {command!r} (health, digest, "
-                             "leader_change EPOCH ENGINE_ID, snapshot ID)"}
-        msg = self.core.sequence_control(body, time.time_ns())
+        try:
+            if verb == "leader_change" and len(words) == 3:
+                body = LeaderChange(int(words[1]), int(words[2]))
+            elif verb == "snapshot" and len(words) == 2:
+                body = SnapshotRequest(int(words[1]))
+            else:
+                return {"error": f"unknown command {command!r} (health, digest, "
+                                 "leader_change EPOCH ENGINE_ID, snapshot ID)"}
+            # Encode before the core takes a seq (seq and ts are written in after):
+            # nothing may fail between taking a seq and putting it on the bus.
+            frame = bytearray(sequenced_codec.encode(
+                Sequenced(0, 0, CONTROL_GATEWAY, 0, 0, "", body)))
+            msg = self.core.sequence_control(body, time.time_ns())
+        except ValueError as exc:
+            return {"error": f"rejected {command!r}: {exc}"}
         if msg is None:
             return {"error": f"stale epoch: {body.epoch} is not current epoch "
                              f"{self.core.epoch} + 1"}
-        self._append(msg.seq, sequenced_codec.encode(msg))
+        _SEQ_TS.pack_into(frame, 0, msg.seq, msg.ts)
+        self._append(msg.seq, bytes(frame))
         self.publish_pending()  # the reply promises the seq is on the bus
         return {"seq": msg.seq}
 

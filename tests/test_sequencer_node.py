@@ -169,6 +169,23 @@ def test_leader_change_epoch_rule_and_snapshot(cluster) -> None:
     assert admin_query(port, "digest")["epoch"] == 3
 
 
+def test_a_control_body_out_of_range_is_refused_and_burns_no_seq(cluster) -> None:
+    cfg, proc, engine_sock, _ = cluster
+    port = cfg.sequencer.admin_port
+    for bad in ("leader_change 2 70000", "leader_change 4294967296 1", "snapshot -1",
+                "snapshot 18446744073709551616", "leader_change 2 -1"):
+        reply = admin_query(port, bad)
+        assert set(reply) == {"error", "pid"} and "does not fit" in reply["error"], reply
+    digest = admin_query(port, "digest")
+    assert digest["next_seq"] == 1 and digest["epoch"] == 1  # no seq taken, no epoch raised
+    assert admin_query(port, "leader_change 2 1")["seq"] == 1
+    assert admin_query(port, "snapshot 9")["seq"] == 2
+    got = receive_mold(engine_sock, 2)  # the stream has no hole
+    assert [sequenced_codec.decode(got[s]).body for s in (1, 2)] == \
+        [LeaderChange(2, 1), SnapshotRequest(9)]
+    assert proc.poll() is None
+
+
 def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
     cfg = config_mod.load().shifted(OFFSET).with_overrides(faults=("skip_dedup",))
     engine_sock = listen(cfg.engines[0].input_port)

@@ -26,7 +26,8 @@ is dropped. Header fields are range-checked before any state changes, but
 the body and account must already be encodable (the request decoder's fixed
 widths guarantee it): a message that fails to encode after ``sequence()``
 would burn its seq and leave a gap. Gateway id 0 is reserved for control messages
-(``sequence_control``), which carry an empty account and are never deduped;
+(``sequence_control``, whose body fields are range-checked before any state
+changes), which carry an empty account and are never deduped;
 a LeaderChange is accepted only for ``epoch = current + 1``, which is what
 fences a stale arbiter.
 
@@ -68,6 +69,11 @@ _CLIENT = (NewOrder, Cancel, Replace)
 _CONTROL = (LeaderChange, SnapshotRequest, Heartbeat)
 CONTROL_GATEWAY = 0
 _U16, _U32, _U64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
+#: (field, highest) of each control body: the wire widths of ``sequenced_codec``
+_CONTROL_RANGES: dict[type, tuple[tuple[str, int], ...]] = {
+    LeaderChange: (("epoch", _U32), ("engine_id", _U16)),
+    SnapshotRequest: (("snapshot_id", _U64),),
+}
 
 
 class DropReason(str, Enum):
@@ -173,9 +179,17 @@ class Sequencer:
         """Sequence a LeaderChange, SnapshotRequest or Heartbeat (gateway 0, no account).
 
         Returns None only for a LeaderChange whose epoch is not ``epoch + 1``.
+        A body field that does not fit its wire width (epoch u32, engine_id
+        u16, snapshot_id u64) is ValueError before any state changes: a seq
+        taken for a message that cannot be encoded would never reach the bus,
+        and every receiver would wait for it forever.
         """
         if not isinstance(body, _CONTROL):
             raise ValueError(f"not a control body: {body!r}")
+        for name, hi in _CONTROL_RANGES.get(type(body), ()):
+            value = getattr(body, name)
+            if type(value) is not int or not 0 <= value <= hi:
+                raise ValueError(f"{type(body).__name__}.{name}: {value!r} does not fit 0..{hi}")
         if isinstance(body, LeaderChange):
             if body.epoch != self.epoch + 1:
                 self._drop(DropReason.STALE_EPOCH)

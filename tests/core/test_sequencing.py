@@ -119,6 +119,23 @@ def test_misuse_is_an_error_not_a_drop() -> None:
     assert s.next_seq == 1  # nothing was burned
 
 
+@pytest.mark.parametrize("body", [
+    LeaderChange(2, 70_000),  # engine_id above u16
+    LeaderChange(2, -1),
+    LeaderChange(1 << 32, 1),  # epoch above u32
+    SnapshotRequest(-1),
+    SnapshotRequest(1 << 64),  # snapshot_id above u64
+    SnapshotRequest("7"),
+])
+def test_a_control_body_that_cannot_be_encoded_changes_nothing(body) -> None:
+    s = Sequencer(epoch=1)
+    before = s.state_hash()
+    with pytest.raises(ValueError):
+        s.sequence_control(body, 100)
+    assert s.next_seq == 1 and s.epoch == 1 and s.last_ts == 0 and s.state_hash() == before
+    assert s.sequence_control(LeaderChange(2, 1), 101).seq == 1  # the epoch rule still holds
+
+
 def test_memory_stays_bounded_by_twice_the_window() -> None:
     s = Sequencer(window=16)
     for r in range(1, 1_000):
