@@ -62,7 +62,8 @@ def engine_digests(sut: Sut) -> dict[str, dict]:
     return {e: d for e in engines(sut) if (d := safe_digest(sut, e)) is not None}
 
 
-def published_outputs(sut: Sut, timeout_s: float = 0.5) -> dict[str, list[dict]]:
+def published_outputs(sut: Sut, timeout_s: float = 0.5,
+                      coverage: dict[str, dict] | None = None) -> dict[str, list[dict]]:
     """Every output stream on the bus, per engine that published one (reference only).
 
     Each engine whose digest reports ``published_seq > 0`` is asked for its
@@ -70,6 +71,12 @@ def published_outputs(sut: Sut, timeout_s: float = 0.5) -> dict[str, list[dict]]
     the records decode to replay-format output dicts. Subscribers receive
     the union of these streams, so a second publisher is a second copy of
     every report.
+
+    The retransmission ring holds only the engine's latest messages, so a
+    fetched stream may be partial. ``coverage``, when given, is filled with
+    ``{engine: {"published_seq", "fetched", "first_missing"}}`` (``fetched``
+    counts the seqs 1..published_seq actually got): pass it to
+    ``check_stream_coverage`` so partial evidence is UNKNOWN, never a pass.
     """
     cfg = getattr(sut, "config", None)
     if cfg is None:
@@ -81,11 +88,20 @@ def published_outputs(sut: Sut, timeout_s: float = 0.5) -> dict[str, list[dict]]
         if head <= 0:
             continue
         port = cfg.engine(int(name.split("-", 1)[1])).retransmit_port
-        streams[name] = _fetch_stream(port, session, head, timeout_s)
+        got: dict = {}
+        streams[name] = _fetch_stream(port, session, head, timeout_s, got)
+        if coverage is not None:
+            coverage[name] = got
     return streams
 
 
-def _fetch_stream(port: int, session: bytes, head: int, timeout_s: float) -> list[dict]:
+def _fetch_stream(port: int, session: bytes, head: int, timeout_s: float,
+                  coverage: dict | None = None) -> list[dict]:
+    """The stream's messages 1..``head`` that the engine's ring still holds, in seq order.
+
+    ``coverage`` (when given) gets ``published_seq``, ``fetched`` and
+    ``first_missing`` (None when nothing is missing).
+    """
     got: dict[int, bytes] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -107,6 +123,10 @@ def _fetch_stream(port: int, session: bytes, head: int, timeout_s: float) -> lis
             misses = misses + 1 if len(got) == before else 0
             while want in got:
                 want += 1
+    if coverage is not None:
+        have = [seq for seq in got if 1 <= seq <= head]
+        missing = next((seq for seq in range(1, head + 1) if seq not in got), None)
+        coverage.update(published_seq=head, fetched=len(have), first_missing=missing)
     out = []
     for seq in sorted(got):
         rec = output_codec.decode(got[seq])

@@ -33,6 +33,7 @@ from harness.checkers import (
     check_same_final_state,
     check_sequenced_once,
 )
+from harness.checkers.continuity import check_stream_coverage
 from harness.checkers.exactly_once import require_resends
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
 from harness.sut.base import NotSupported, SutError
@@ -131,13 +132,18 @@ def test_bus_faults_reported_once(bus_trial, history):
     client_outputs = [o for op in ops if op.type == "ok" for o in op.value.get("outputs", [])]
     verdicts.append(check_reported_once(client_outputs,
                                         requirement="exactly_once.reported_once.client_outputs"))
-    streams = published_outputs(sut)
+    coverage: dict = {}
+    streams = published_outputs(sut, coverage=coverage)
     if streams:
         bus = [o for stream in streams.values() for o in stream]
         verdicts.append(check_reported_once(bus, requirement="exactly_once.reported_once.bus"))
+        # a stream the ring no longer holds whole is partial evidence: UNKNOWN, never a pass
+        # (a report seen twice in what was fetched still fails)
+        verdicts.append(check_stream_coverage(
+            coverage, requirement="exactly_once.reported_once.bus_coverage"))
     v = s.fold(verdicts, "exactly_once.bus_faults.reported_once")
     v.evidence.update(publishers=sorted(streams), relay=bus_trial["relay"],
-                      load=bus_trial["load"])
+                      load=bus_trial["load"], stream_coverage=coverage)
     s.judge(v)
 
 

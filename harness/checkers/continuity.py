@@ -15,7 +15,7 @@ reads either.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .verdict import MAX_EXAMPLES, Verdict, first
@@ -24,7 +24,10 @@ REQUIREMENT = "sequence_continuity"
 WAL_REQUIREMENT = "wal_continuity"
 _PAYLOAD_SEQ = struct.Struct(">Q")
 
-__all__ = ["check_sequence", "check_wal_continuity", "record_seq_payload", "sequence_faults"]
+STREAM_COVERAGE = "stream_coverage"
+
+__all__ = ["check_sequence", "check_stream_coverage", "check_wal_continuity",
+           "record_seq_payload", "sequence_faults"]
 
 
 def record_seq_payload(record: Any) -> tuple[int, bytes]:
@@ -157,3 +160,33 @@ def check_wal_continuity(records: Iterable[Any], first: int | None = 1,
                f"(first: record {m['record_seq']} holds seq {m['payload_seq']})")
     summary = problem if verdict.status != "fail" else f"{verdict.summary}; {problem}"
     return Verdict.failed(requirement, summary, evidence)
+
+
+def check_stream_coverage(coverage: Mapping[str, Mapping[str, Any]],
+                          requirement: str = STREAM_COVERAGE) -> Verdict:
+    """Every fetched output stream holds every message its publisher published.
+
+    ``coverage``: ``{stream: {"published_seq": n, "fetched": k, ...}}``, where
+    ``published_seq`` is the publisher's own head and ``fetched`` how many of
+    the seqs 1..n the harness actually got (a retransmission ring may no
+    longer hold the oldest). Any other keys (``first_missing``) are kept as
+    evidence. UNKNOWN when some stream is partial: a check over it would
+    judge only part of what was published. UNKNOWN with no stream at all.
+    """
+    streams = {name: dict(c) for name, c in coverage.items()}
+    partial = {name: c for name, c in streams.items()
+               if int(c.get("fetched") or 0) != int(c.get("published_seq") or 0)}
+    evidence: dict[str, Any] = {"streams": streams, "partial": sorted(partial)}
+    if not streams:
+        return Verdict.unknown(requirement, "no output stream was fetched", evidence)
+    if partial:
+        name = sorted(partial)[0]
+        c = partial[name]
+        where = (f", first missing seq {c['first_missing']}"
+                 if c.get("first_missing") is not None else "")
+        return Verdict.unknown(requirement, f"partial evidence: fetched {c.get('fetched')} of "
+                               f"the {c.get('published_seq')} messages {name} published"
+                               f"{where}", evidence)
+    total = sum(int(c["fetched"]) for c in streams.values())
+    return Verdict.passed(requirement, f"{len(streams)} output streams fetched whole "
+                          f"({total} messages)", evidence)

@@ -3,7 +3,11 @@ from __future__ import annotations
 from reference_impl.core import sequenced_codec, wal_codec
 from reference_impl.core.messages import Heartbeat, Sequenced
 
-from harness.checkers.continuity import check_sequence, check_wal_continuity
+from harness.checkers.continuity import (
+    check_sequence,
+    check_stream_coverage,
+    check_wal_continuity,
+)
 
 
 def test_contiguous_from_one_passes():
@@ -75,3 +79,22 @@ def test_wal_gap_and_foreign_payload_fail():
 def test_truncated_wal_may_start_later():
     assert check_wal_continuity([_rec(10), _rec(11)], first=None).status == "pass"
     assert check_wal_continuity([_rec(10), _rec(11)]).status == "fail"
+
+
+def test_stream_fetched_whole_passes():
+    v = check_stream_coverage({"engine-1": {"published_seq": 300, "fetched": 300},
+                               "engine-2": {"published_seq": 0, "fetched": 0}})
+    assert v.status == "pass" and v.evidence["partial"] == []
+
+
+def test_stream_missing_what_the_ring_dropped_is_unknown():
+    v = check_stream_coverage({"engine-1": {"published_seq": 5000, "fetched": 4096,
+                                            "first_missing": 1},
+                               "engine-2": {"published_seq": 10, "fetched": 10}})
+    assert v.status == "unknown"
+    assert v.evidence["partial"] == ["engine-1"]
+    assert "4096 of the 5000" in v.summary and "first missing seq 1" in v.summary
+
+
+def test_no_stream_is_unknown():
+    assert check_stream_coverage({}).status == "unknown"
