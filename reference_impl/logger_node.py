@@ -30,6 +30,9 @@ after the commit, so they never delay durability.
 On start, ``WalWriter`` recovers an existing WAL directory (see wal.py: the
 torn tail is quarantined, logged and zeroed) and the receiver resumes at
 ``last valid seq + 1``; the seqs it lacks arrive as gaps and are re-fetched.
+A WAL corrupt in a way no crash explains (``WalCorruptError``: e.g. a defect
+with valid records after it) stops the logger at once (exit 2) with the
+segment, the offset and ``crucible wal verify`` on stderr.
 
 Test-only faults: ``logger.fsync_delay_ms`` sleeps that long before each
 fdatasync (to prove the ack gate from outside); ``ignore_wal_crc`` makes WAL
@@ -53,7 +56,7 @@ from reference_impl.retransmit_ring import (
     RetransmitRing,
     answer_rerequest,
 )
-from reference_impl.wal import WalWriter
+from reference_impl.wal import WalCorruptError, WalWriter
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -237,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
                            argv)
     cfg = node.load_config(args)
     stop = node.StopFlag()
-    agent = LoggerAgent(cfg, node.data_path(args, cfg.logger.data_dir))
+    try:
+        agent = LoggerAgent(cfg, node.data_path(args, cfg.logger.data_dir))
+    except WalCorruptError as exc:
+        print(f"logger: refusing to start: the WAL is corrupt: {exc}", file=sys.stderr,
+              flush=True)
+        return 2
     try:
         agent.run(stop)
     finally:

@@ -20,7 +20,14 @@ power loss.
 
 Opening an existing directory recovers: the last segment is scanned, appending
 resumes after its last intact record (``next_seq = last + 1``), and a defect
-(torn write, bad length, CRC mismatch) ends the valid log there. The bytes
+(torn write, bad length, CRC mismatch) ends the valid log there. A defect
+is a crash's torn tail only if nothing valid follows it: recovery scans
+forward from the defect (``find_record_after``: every offset, up to
+``RESYNC_SCAN_BYTES`` past it) for a plausible header (length in range, seq
+above the last intact one and no further than the bytes allow) whose CRC
+checks. If it finds one, durable data is corrupt in the middle of the log:
+``WalCorruptError`` (naming the segment, both offsets and ``crucible wal
+verify``), and nothing is cut. Otherwise the bytes
 from the defect to the last non-zero byte are *cut*: first copied to
 ``quarantine/<segment>.<offset>.cut`` (fsynced), then logged (offset, size,
 reason, sha256), then zeroed in place and fdatasynced. Nothing is dropped
@@ -46,6 +53,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crc32c import crc32c
+
 from reference_impl.core import wal_codec
 from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.wal_codec import WalDefect
@@ -59,6 +68,31 @@ from reference_impl.wal_reader import (
 )
 
 MIN_SEGMENT_BYTES = 4096
+#: how far past a defect recovery looks for a valid record (16 of the largest records)
+RESYNC_SCAN_BYTES = 16 * (wal_codec.DEFAULT_MAX_RECORD + wal_codec.HEADER_SIZE)
+
+
+def find_record_after(data: bytes, start: int, min_seq: int,
+                      limit: int = RESYNC_SCAN_BYTES) -> tuple[int, int] | None:
+    """The first ``(offset, seq)`` in ``data[start:start + limit]`` of a CRC-valid record.
+
+    A candidate must look like a record the log could hold there: a length
+    in ``8..max_record + 8`` that ends inside ``data``, and a seq at least
+    ``min_seq`` and at most ``min_seq`` plus the number of records the bytes
+    could hold; only then is its CRC computed, so random bytes cost one
+    header unpack per offset.
+    """
+    end = len(data.rstrip(b"\0"))
+    stop = min(end - wal_codec.HEADER_SIZE, start + limit)
+    max_length = wal_codec.DEFAULT_MAX_RECORD + wal_codec.SEQ_SIZE
+    max_seq = min_seq + (end - start) // wal_codec.HEADER_SIZE
+    unpack = wal_codec.HEADER.unpack_from
+    for off in range(start, stop + 1):
+        length, crc, seq = unpack(data, off)
+        if (wal_codec.SEQ_SIZE <= length <= max_length and min_seq <= seq <= max_seq
+                and off + 8 + length <= end and crc32c(data[off + 8:off + 8 + length]) == crc):
+            return off, seq
+    return None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -142,6 +176,16 @@ class WalWriter:
                                       f"expected {expect}; refusing to append")
             index.add(rec.seq, rec.offset)
             expect += 1
+        if res.error is not None:
+            found = find_record_after(data, res.end_offset + 1, expect)
+            if found is not None:
+                off, seq = found
+                raise WalCorruptError(
+                    f"{path}: {res.error.kind} at offset {res.end_offset} "
+                    f"({res.error.detail}), but a CRC-valid record (seq {seq}) follows at "
+                    f"offset {off}: durable data is corrupt in the middle of the segment, "
+                    f"not a torn tail; refusing to cut it. Inspect with "
+                    f"`crucible wal verify {self.directory}`")
         self.fd = os.open(path, os.O_RDWR)
         self.segment_first, self.offset, self.next_seq = first, res.end_offset, expect
         self.index = self.indexes[first] = index
@@ -235,4 +279,8 @@ class WalWriter:
 
 
 class WalCorruptError(RuntimeError):
-    """The WAL on disk breaks an invariant a crash cannot explain (a seq out of place)."""
+    """The WAL on disk breaks an invariant a crash cannot explain.
+
+    A seq out of place, or a defect with CRC-valid records after it
+    (corruption in the middle of durable data, not a torn tail).
+    """

@@ -338,3 +338,32 @@ def test_multicast_mode(env, tmp_path) -> None:
         pub.close()
     logger.stop()
     assert_wal_exact(wal_dir(cfg, tmp_path), 50)
+
+
+def test_mid_segment_corruption_stops_the_logger_with_a_clear_message(tmp_path) -> None:
+    from reference_impl.wal import WalWriter
+
+    cfg = base_config()
+    directory = wal_dir(cfg, tmp_path)
+    w = WalWriter(directory, cfg.logger.segment_bytes, cfg.logger.index_every,
+                  log=lambda s: None)
+    for s in range(1, 41):
+        w.append(s, MESSAGES[s])
+    w.write()
+    w.sync()
+    w.close()
+    (_first, seg), = list_segments(directory)
+    data = bytearray(seg.read_bytes())
+    offsets = [r.offset for r in wal_codec.scan(bytes(data)).records]
+    data[offsets[20] + 30] ^= 0x01  # record 21 of 40: durable, with valid records after it
+    seg.write_bytes(bytes(data))
+    path = tmp_path / "cluster.yaml"
+    path.write_text(config_mod.dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "reference_impl.logger_node", "--config", str(path),
+         "--run-dir", str(tmp_path)], cwd=ROOT, capture_output=True, timeout=30)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "refusing to start" in err and seg.name in err and f"offset {offsets[20]}" in err
+    assert "crucible wal verify" in err
+    assert seg.read_bytes() == bytes(data)  # the evidence is left as it was

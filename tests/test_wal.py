@@ -13,7 +13,15 @@ from harness.cli import main as crucible
 from reference_impl.core import sequenced_codec, wal_codec
 from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.messages import NewOrder, Sequenced, Side
-from reference_impl.wal import QUARANTINE, WalReader, WalWriter, list_segments, segment_name
+from reference_impl.wal import (
+    QUARANTINE,
+    WalCorruptError,
+    WalReader,
+    WalWriter,
+    find_record_after,
+    list_segments,
+    segment_name,
+)
 
 SEG = 4096
 
@@ -133,6 +141,48 @@ def test_bit_flip_is_a_crc_mismatch_for_verify_and_cli(tmp_path: Path, capsys) -
     # the test-only fault: a reader that ignores CRCs accepts the flipped record
     assert [s for s, _ in WalReader(tmp_path, ignore_crc=True).read_range(1, 40)][:10] == list(range(1, 11))
     assert [s for s, _ in WalReader(tmp_path).read_range(1, 40)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("damage", ["bit_flip", "zeroed_length", "bad_length"])
+def test_mid_segment_corruption_refuses_to_open_and_cuts_nothing(tmp_path: Path, damage) -> None:
+    fill(tmp_path, 30).close()  # one segment: 30 records of 90 bytes
+    seg = last_segment(tmp_path)
+    offsets = record_offsets(seg)
+    data = bytearray(seg.read_bytes())
+    at = offsets[10]  # record 11 of 30: durable data with valid records after it
+    if damage == "bit_flip":
+        data[at + 40] ^= 0x04
+    elif damage == "zeroed_length":
+        data[at:at + 4] = bytes(4)
+    else:
+        data[at:at + 4] = (3).to_bytes(4, "big")
+    seg.write_bytes(bytes(data))
+    lines: list[str] = []
+    with pytest.raises(WalCorruptError) as info:
+        WalWriter(tmp_path, SEG, index_every=4, log=lines.append)
+    text = str(info.value)
+    assert seg.name in text and f"offset {at}" in text and f"offset {offsets[11]}" in text
+    assert "crucible wal verify" in text and "seq 12" in text
+    assert seg.read_bytes() == bytes(data)  # nothing cut, nothing zeroed
+    assert lines == [] and not (tmp_path / QUARANTINE).exists()
+
+
+def test_garbage_after_the_last_record_is_a_torn_tail_and_is_cut(tmp_path: Path) -> None:
+    fill(tmp_path, 20).close()
+    seg = last_segment(tmp_path)
+    data = bytearray(seg.read_bytes())
+    last = record_offsets(seg)[-1]
+    end = last + 8 + int.from_bytes(data[last:last + 4], "big")
+    garbage = bytes((i * 37 + 11) % 251 or 1 for i in range(900))  # no valid record in it
+    data[end:end + len(garbage)] = garbage
+    seg.write_bytes(bytes(data))
+    assert find_record_after(bytes(data), end + 1, 21) is None
+    lines: list[str] = []
+    w = WalWriter(tmp_path, SEG, index_every=4, log=lines.append)
+    assert w.next_seq == 21 and w.recovery.cut_bytes == len(garbage) and len(lines) == 1
+    assert Path(w.recovery.quarantine).read_bytes() == garbage
+    w.close()
+    assert verify(tmp_path)[0] == 0
 
 
 def test_torn_tail_with_ignore_crc_is_kept(tmp_path: Path) -> None:
