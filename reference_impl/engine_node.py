@@ -25,9 +25,13 @@ Each turn drains everything ready, applies every delivered message
 the turn's outputs as MoldUDP64 packets of at most 1400 bytes (the primary),
 the checkpoints the turn crossed, and one ``EngineStatus``. An idle node sends
 an output-stream heartbeat (the primary) and an ``EngineStatus`` every
-``heartbeat_ms``. A message that does not decode is fatal: the sequencer
-never publishes garbage, so it means a bug or corruption, and skipping a seq
-would silently fork this replica from the others.
+``heartbeat_ms``. A packet with a block that does not decode, or whose
+header seq is not the packet's seq plus its index, is dropped whole before
+the receiver sees it (``poisoned_packets``): the receiver keeps the first
+copy of a seq, so a damaged copy let in would shut out the good one, while a
+dropped one is a gap that is re-requested. A delivered message that still
+does not decode is fatal: skipping a seq would silently fork this replica
+from the others.
 
 A checkpoint ``(seq, sha256)`` is taken on every seq that is a multiple of
 ``cluster.checkpoint_every``, so the replicas' checkpoints compare seq for
@@ -80,6 +84,27 @@ log = logging.getLogger("crucible.engine")
 
 class InputCorrupt(RuntimeError):
     """A delivered input-stream message does not decode: this replica cannot go on."""
+
+
+def poisoned_block(first_seq: int, messages) -> str | None:
+    """Why the packet's blocks are not the stream's ``first_seq..``, or None if they are.
+
+    Each block must decode (``sequenced_codec``) and carry ``first_seq + i``
+    in its header. The receiver accepts the first copy of a seq and drops
+    every later one as a duplicate, so a damaged copy let through would be
+    the only one ever applied (or logged): a packet with any bad block is
+    dropped whole, before the receiver sees it, and its seqs stay a gap that
+    is re-requested until a good copy arrives.
+    """
+    decode = sequenced_codec.decode
+    for i, block in enumerate(messages):
+        try:
+            carried = decode(block).seq
+        except DecodeError as exc:
+            return f"block {i} (seq {first_seq + i}) does not decode: {exc}"
+        if carried != first_seq + i:
+            return f"block {i} (seq {first_seq + i}) carries seq {carried} in its header"
+    return None
 
 
 class EngineAgent:
@@ -137,7 +162,7 @@ class EngineAgent:
         self.last_output_ns = 0
         self.last_status_ns = 0
         self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
-                         "rerequests_sequencer": 0, "rerequests_archive": 0,
+                         "poisoned_packets": 0, "rerequests_sequencer": 0, "rerequests_archive": 0,
                          "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
                          "output_heartbeats": 0, "retransmit_requests": 0,
                          "bad_retransmit_requests": 0, "retransmit_packets": 0,
@@ -156,9 +181,15 @@ class EngineAgent:
         if packet.session != self.in_session:
             self.counters["foreign_session"] += 1
             return []
-        self.counters["packets"] += 1
         if packet.messages:
+            bad = poisoned_block(packet.seq, packet.messages)
+            if bad is not None:
+                self.counters["poisoned_packets"] += 1
+                log.warning("dropped an input-stream packet at seq %d: %s", packet.seq, bad)
+                return []
+            self.counters["packets"] += 1
             return self.receiver.on_messages(packet.seq, packet.messages, now_ns)
+        self.counters["packets"] += 1
         return self.receiver.on_heartbeat(packet.seq, now_ns)
 
     def on_output_packet(self, data: bytes) -> None:

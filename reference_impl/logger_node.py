@@ -27,6 +27,12 @@ queue in the socket buffer and become the next turn's batch. An idle logger
 repeats its watermark every ``heartbeat_ms``. Archive requests are answered
 after the commit, so they never delay durability.
 
+A data packet whose blocks do not all decode with ``sequenced_codec`` and
+carry the packet's seq plus their index in their header is dropped whole
+before the receiver sees it (``poisoned_packets``): the receiver keeps the
+first copy of a seq, so a damaged copy appended would shut out the genuine
+one; dropped, its seqs stay a gap that is re-requested.
+
 On start, ``WalWriter`` recovers an existing WAL directory (see wal.py: the
 torn tail is quarantined, logged and zeroed) and the receiver resumes at
 ``last valid seq + 1``; the seqs it lacks arrive as gaps and are re-fetched.
@@ -47,7 +53,7 @@ import time
 
 from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
-from reference_impl.core import mold_codec, status_codec
+from reference_impl.core import mold_codec, sequenced_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.receiver import Deliver, Receiver
 from reference_impl.retransmit_ring import (
@@ -62,6 +68,18 @@ MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
 COMPONENT_ID = 0
 RETRY_NS = 2_000_000
+
+
+def blocks_match(first_seq: int, messages) -> bool:
+    """Every block decodes (``sequenced_codec``) and carries ``first_seq + i`` in its header."""
+    decode = sequenced_codec.decode
+    for i, block in enumerate(messages):
+        try:
+            if decode(block).seq != first_seq + i:
+                return False
+        except DecodeError:
+            return False
+    return True
 
 
 class LoggerAgent:
@@ -88,7 +106,8 @@ class LoggerAgent:
         self.last_status_ns = 0
         self.durable_gates = cfg.durability == "fsync"  #: the gateways wait for the durable seq
         self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
-                         "appended": 0, "payload_seq_mismatch": 0, "rerequests": 0,
+                         "poisoned_packets": 0, "appended": 0, "payload_seq_mismatch": 0,
+                         "rerequests": 0,
                          "archive_requests": 0, "bad_archive_requests": 0,
                          "archive_packets": 0, "archive_from_wal": 0, "watermarks": 0}
 
@@ -103,11 +122,17 @@ class LoggerAgent:
         if packet.session != self.session:
             self.counters["foreign_session"] += 1
             return
-        self.counters["packets"] += 1
         if packet.messages:
+            if not blocks_match(packet.seq, packet.messages):
+                # A damaged copy logged would be the only copy: the receiver drops
+                # the good one later as a duplicate. Dropped whole, it stays a gap.
+                self.counters["poisoned_packets"] += 1
+                return
+            self.counters["packets"] += 1
             self.carry_out(self.receiver.on_messages(packet.seq, packet.messages, now))
-        else:  # heartbeat or end of session: both say where the stream is
-            self.carry_out(self.receiver.on_heartbeat(packet.seq, now))
+            return
+        self.counters["packets"] += 1  # heartbeat or end of session: both say where the stream is
+        self.carry_out(self.receiver.on_heartbeat(packet.seq, now))
 
     def carry_out(self, decisions: list) -> None:
         wal, tail = self.wal, self.tail

@@ -10,6 +10,7 @@ outputs and hashes come from an offline ``Engine`` fed the same messages.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -370,21 +371,33 @@ def test_no_gap_rerequest_fault_stalls(tmp_path) -> None:
         seqr.close()
 
 
-def test_undecodable_message_is_fatal(tmp_path) -> None:
+def test_a_garbled_copy_is_dropped_whole_and_the_good_copy_is_applied(tmp_path) -> None:
     cfg = base_config()
     seqr = FakeSequencer(cfg)
     proc = start_engine(cfg, tmp_path, 1)
+    port = cfg.engines[0].admin_port
     try:
-        wait_healthy(proc, cfg.engines[0].admin_port)
-        seqr.add(NewOrder("G1", "ACME", Side.BUY, 5, 10_000))
-        seqr.frames[2] = b"\x00" * 8 + b"garbage"
-        seqr.messages.append(seqr.messages[0])  # placeholder so publish covers seq 2
-        seqr.publish(1, 2)
-        assert proc.wait(5) == 3
-        assert "input seq 2 does not decode" in log_of(proc)
+        wait_healthy(proc, port)
+        crossing_orders(seqr)
+        good2, good4 = seqr.frames[2], seqr.frames[4]
+        seqr.frames[2] = b"\x00" * 8 + b"garbage"  # seq 2 does not decode
+        seqr.publish(1, 2)  # the whole packet goes, seq 1 with it
+        seqr.frames[2] = good2
+        wrong = sequenced_codec.decode(good4)
+        seqr.frames[4] = sequenced_codec.encode(dataclasses.replace(wrong, seq=9))
+        seqr.publish(3, 2)  # seq 4's block carries seq 9 in its header
+        seqr.frames[4] = good4
+        d = wait_digest(port, lambda d: d["counters"]["poisoned_packets"] == 2)
+        assert d["applied_seq"] == 0 and proc.poll() is None
+        seqr.publish(1, 5)  # the genuine copies
+        d = wait_digest(port, lambda d: d["applied_seq"] == 5)
+        assert d["state_hash"] == seqr.offline().state_hash()
+        assert proc.poll() is None
     finally:
         stop(proc)
         seqr.close()
+    assert proc.returncode == 0, log_of(proc)
+    assert "dropped an input-stream packet at seq 1" in log_of(proc)
 
 
 def test_tiebreak_fault_runs_the_salted_test_only_engine(tmp_path) -> None:

@@ -321,6 +321,27 @@ def test_garbage_on_input_and_archive_ports_is_counted(env, tmp_path) -> None:
     logger.stop()
 
 
+def test_a_garbled_copy_is_dropped_whole_and_the_good_copy_is_logged(env, tmp_path) -> None:
+    cfg, fake, status, start = env
+    logger = start()
+    good = [MESSAGES[s] for s in range(1, 6)]
+    garbled = list(good)
+    garbled[2] = MESSAGES[3][:20]  # seq 3 truncated: does not decode
+    shifted = list(good)
+    shifted[3] = MESSAGES[9]  # seq 4's block carries seq 9 in its header
+    publish(cfg, [mold_codec.encode_packet(SESSION, 1, garbled),
+                  mold_codec.encode_packet(SESSION, 1, shifted)])
+    deadline = time.monotonic() + 5
+    while logger.digest()["counters"]["poisoned_packets"] < 2:
+        assert time.monotonic() < deadline, logger.digest()
+        time.sleep(0.02)
+    assert logger.digest()["written_seq"] == 0
+    publish(cfg, [mold_codec.encode_packet(SESSION, 1, good)])  # the genuine copy
+    logger.wait_durable(5)
+    assert logger.stop() == "" and logger.proc.returncode == 0
+    assert_wal_exact(wal_dir(cfg, tmp_path), 5)
+
+
 def test_multicast_mode(env, tmp_path) -> None:
     from reference_impl import transport
 
