@@ -16,6 +16,13 @@ filesystem from the start.
   bit flipped; ``crucible wal verify`` must report it, and the restarted
   logger must resume right after the last intact record
   (``check_no_corrupt_accepted``).
+- **bit flip in the middle of a segment** (``zero_loss.bitflip_wal_middle``).
+  The logger is killed and one bit is flipped in a record that intact records
+  follow. No crash explains that: ``crucible wal verify`` must report it
+  (exit 1) and the logger must REFUSE to start, since cutting the log there
+  would drop durable records (``check_corrupt_middle_refused``). The WAL is
+  then put back and the logger restarted. Scheduled when the profile lists
+  ``bitflip-wal-middle`` or ``bitflip-wal-tail``.
 - **power-off** (lossy filesystem; UNKNOWN with the reason where FUSE is
   unavailable): every process is killed and every write never fsynced is
   dropped. Under ``fsync`` no acknowledged order may be lost. Under
@@ -37,8 +44,8 @@ from _doors import HttpSession, basic_auth, http_address, json_of
 from _load import Load, rate, workload
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
-from harness.checkers.zero_loss import wal_orders_from_records
-from harness.sut.base import journal_orders
+from harness.checkers.zero_loss import check_corrupt_middle_refused, wal_orders_from_records
+from harness.sut.base import SutError, journal_orders
 from reference_impl.core import wal_codec
 from reference_impl.wal_reader import WalReader, list_segments
 
@@ -247,6 +254,92 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
                                             requirement=f"{rid}.recovery")
     v = s.fold([reported, applied], rid)
     v.evidence.update(evidence)
+    s.judge(v)
+
+
+# ------------------------------------------------------------ mid-segment bit flip
+
+
+def flip_middle(directory: Path) -> dict:
+    """Flip one bit inside a record in the middle of the last segment (intact records follow).
+
+    Returns what was done, with the segment's original bytes under
+    ``"original"`` so the trial can put the WAL back afterwards.
+    """
+    _first, path = list_segments(directory)[-1]
+    data = path.read_bytes()
+    res = wal_codec.scan(data)
+    if len(res.records) < 3:
+        return {"segment": path.name, "records": len(res.records), "records_after": 0,
+                "path": path, "original": None}
+    i = len(res.records) // 2
+    rec = res.records[i]
+    at = rec.offset + wal_codec.HEADER_SIZE + len(rec.payload) // 2
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0x10]))
+    return {"segment": path.name, "records": len(res.records), "flipped_seq": rec.seq,
+            "record_offset": rec.offset, "flipped_byte_at": at,
+            "records_after": len(res.records) - i - 1, "path": path, "original": data}
+
+
+@pytest.mark.requirement(
+    "zero_loss.bitflip_wal_middle",
+    title="a bit flip in the middle of a WAL segment is reported and the logger refuses to start")
+def test_bitflip_wal_middle(zl_sut, history, profile, seed):
+    """Expected: `crucible wal verify` exits 1, and the logger REFUSES to start (exits).
+
+    A bad record with intact records after it is no crash's torn tail: durable
+    (acknowledged) records follow it, so recovering by cutting the log there
+    would lose them. Starting on it in any way is a FAIL; so is a verify that
+    does not report it. Afterwards the WAL is put back and the logger
+    restarted, so the module's SUT serves the next trials.
+    """
+    rid = "zero_loss.bitflip_wal_middle"
+    sut = zl_sut
+    s.require_features(sut, "kill", "restart")
+    logger = s.component(sut, "logger")
+    wal_dir = sut.data_dirs().get(logger or "logger")
+    if logger is None or wal_dir is None or not list_segments(wal_dir):
+        s.na(f"{sut.name}: no WAL in the reference format to corrupt")
+    faults = profile.get("faults")
+    if faults is not None and not {"bitflip-wal-middle", "bitflip-wal-tail"} & set(faults):
+        s.na(f"profile {profile.get('name')} schedules no WAL bit flip")
+    flow = workload(sut, seed * 43 + 7, profile, prefix="WM")
+    Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
+    s.settle(sut)
+    started, start_error, recovery = False, None, None
+    with s.fault(history, "bitflip-wal-middle", component=logger) as window:
+        sut.kill(logger)
+        done = flip_middle(Path(wal_dir))
+        path, original = done.pop("path"), done.pop("original")
+        window.update(done)
+        try:
+            verify = subprocess.run([sys.executable, "-m", "harness.cli", "wal", "verify",
+                                     str(wal_dir)], check=False, capture_output=True,
+                                    text=True, timeout=60)
+            try:
+                sut.restart(logger)
+                started = True
+                recovery = (s.safe_digest(sut, logger) or {}).get("recovery")
+            except SutError as exc:
+                start_error = f"{exc}"
+        finally:
+            if original is not None:  # put the WAL back; the logger serves the next trials
+                if started:
+                    sut.kill(logger)
+                path.write_bytes(original)
+            try:
+                sut.restart(logger)
+            except SutError as exc:
+                window["restore_error"] = str(exc)
+    s.settle(sut)
+    v = check_corrupt_middle_refused(verify.returncode, int(done.get("records_after", 0)),
+                                     started, start_error, requirement=rid)
+    v.evidence.update(corruption=window, verify_output=verify.stdout.strip()[-400:],
+                      recovery=recovery, start_error=start_error)
     s.judge(v)
 
 

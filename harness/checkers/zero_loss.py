@@ -22,6 +22,11 @@ with the policy named as the cause.
 ``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: every
 intact record in front of the first bad one, and no record past it, must have
 been applied; with no intact record at all the verdict is UNKNOWN.
+
+``check_corrupt_middle_refused`` judges a defect in the *middle* of a segment
+(a bad record with intact records after it). No crash explains that, so
+cutting the log there would throw durable, acknowledged records away: the
+WAL tool must report it and the logger must refuse to start.
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ from .verdict import MAX_EXAMPLES, Verdict, first
 
 REQUIREMENT = "zero_acked_loss"
 CORRUPT = "zero_loss.no_corrupt_record_applied"
+CORRUPT_MIDDLE = "zero_loss.bitflip_wal_middle"
 DEFAULT_MIN_ACKED = 100
 POLICIES = ("fsync", "replicated", "none")
 #: order statuses that mean "the recovered SUT does not hold this order"
 ABSENT_STATUSES = frozenset({None, "", "missing", "absent", "unknown", "not_found", "rejected"})
 
-__all__ = ["acknowledged_orders", "check_no_corrupt_accepted", "check_zero_acked_loss",
-           "wal_orders_from_records"]
+__all__ = ["acknowledged_orders", "check_corrupt_middle_refused", "check_no_corrupt_accepted",
+           "check_zero_acked_loss", "wal_orders_from_records"]
 
 OrderKey = tuple[str, str]
 
@@ -222,3 +228,38 @@ def check_no_corrupt_accepted(recovered_seqs: Iterable[int] | int,
                               f"{applied_to}, last intact: {last_valid})", evidence)
     return Verdict.passed(requirement, f"recovery applied all {len(valid)} intact records up "
                           f"to seq {last_valid} and none past it", evidence)
+
+
+def check_corrupt_middle_refused(verify_exit: int | None, records_after: int,
+                                 started: bool, start_error: str | None = None,
+                                 requirement: str = CORRUPT_MIDDLE) -> Verdict:
+    """A WAL corrupt mid-segment is reported by ``crucible wal verify`` and refused by the logger.
+
+    ``verify_exit``: the exit code of ``crucible wal verify`` on the corrupt
+    WAL (1 reports a defect). ``records_after``: intact records behind the
+    bad one (0 means the defect was a tail after all: UNKNOWN, this trial
+    shows nothing about the middle). ``started``: whether the logger came up
+    on it. ``start_error``: why it did not; a refusal is the logger exiting
+    (the reason says "exited"); not coming up for another reason (not ready
+    in time) shows no refusal and is UNKNOWN.
+    """
+    evidence = {"verify_exit": verify_exit, "records_after_defect": records_after,
+                "logger_started": started, "start_error": start_error}
+    problems = []
+    if verify_exit != 1:
+        problems.append(f"`crucible wal verify` exited {verify_exit}; it must report the "
+                        "corrupt record (exit 1)")
+    if started:
+        problems.append("the logger started on a WAL corrupt in the middle of a segment; it "
+                        "must refuse (cutting there throws intact, durable records away)")
+    if problems:
+        return Verdict.failed(requirement, "; ".join(problems), evidence)
+    if records_after <= 0:
+        return Verdict.unknown(requirement, "no intact record follows the corrupt one: the "
+                               "defect is a tail, not the middle of the log", evidence)
+    if not start_error or "exited" not in start_error:
+        return Verdict.unknown(requirement, "the logger did not come up, but did not refuse "
+                               f"either ({start_error or 'no reason given'})", evidence)
+    return Verdict.passed(requirement, f"`crucible wal verify` reports the corrupt record and "
+                          f"the logger refuses to start ({records_after} intact records "
+                          f"follow it)", evidence)

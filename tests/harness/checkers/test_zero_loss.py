@@ -14,6 +14,7 @@ from reference_impl.core.messages import (
 
 from harness.checkers.zero_loss import (
     acknowledged_orders,
+    check_corrupt_middle_refused,
     check_no_corrupt_accepted,
     check_zero_acked_loss,
     wal_orders_from_records,
@@ -223,3 +224,31 @@ def test_no_intact_records_is_unknown():
     assert check_no_corrupt_accepted([], []).status == "unknown"
     # applying something when nothing is intact is still a fail
     assert check_no_corrupt_accepted([1], []).status == "fail"
+
+
+REFUSED = "logger: exited with code 2 before it was ready"
+
+
+def test_mid_segment_corruption_reported_and_refused_passes():
+    v = check_corrupt_middle_refused(1, 12, started=False, start_error=REFUSED)
+    assert v.status == "pass" and v.evidence["records_after_defect"] == 12
+
+
+def test_logger_starting_on_mid_segment_corruption_fails():
+    v = check_corrupt_middle_refused(1, 12, started=True)
+    assert v.status == "fail" and "must refuse" in v.summary
+
+
+def test_verify_not_reporting_mid_segment_corruption_fails():
+    v = check_corrupt_middle_refused(0, 12, started=False, start_error=REFUSED)
+    assert v.status == "fail" and "exited 0" in v.summary
+
+
+def test_mid_segment_trial_without_evidence_is_unknown():
+    # nothing after the flipped record: a tail, not the middle
+    assert check_corrupt_middle_refused(1, 0, started=False,
+                                        start_error=REFUSED).status == "unknown"
+    # did not come up, but did not exit either (a hang is no refusal)
+    v = check_corrupt_middle_refused(1, 5, started=False,
+                                     start_error="logger: not healthy after 20 s")
+    assert v.status == "unknown"
