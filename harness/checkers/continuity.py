@@ -180,7 +180,7 @@ def check_stream_coverage(coverage: Mapping[str, Mapping[str, Any]],
     if not streams:
         return Verdict.unknown(requirement, "no output stream was fetched", evidence)
     if partial:
-        name = sorted(partial)[0]
+        name = min(partial)
         c = partial[name]
         where = (f", first missing seq {c['first_missing']}"
                  if c.get("first_missing") is not None else "")

@@ -56,8 +56,7 @@ OUTCOME_TYPES = {"new": ("accepted", "rejected"), "replace": ("replaced", "rejec
 __all__ = [
     "check_applied_once", "check_history_once", "check_reported_once",
     "check_same_final_state", "check_sequenced_once", "op_outputs", "order_key",
-    "require_resends",
-    "outcome_outputs", "output_dicts",
+    "outcome_outputs", "output_dicts", "require_resends",
 ]
 
 
