@@ -623,6 +623,9 @@ def report(r: dict) -> None:
     gc = pipe["gateway_counters"]
     print("gateway counters: " + ", ".join(f"{k} {gc.get(k)}" for k in
                                            ("forwarded", "answered", "resends", "backpressure")))
+    orders = max(1, gc.get("forwarded") or 0)
+    print("status datagrams per order at the gateway: " + ", ".join(
+        f"{k} {gc.get('status_' + k, 0) / orders:.2f}" for k in ("engine", "logger", "sequencer")))
     print(format_cpu(pipe["cpu"]))
     print("  cpu us/order: " + ", ".join(f"{k} {v}" for k, v in pipe["cpu"]["us_per_message"].items()))
     for name, ev in pipe.get("kernel_events", {}).get("per_order", {}).items():

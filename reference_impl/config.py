@@ -21,6 +21,7 @@ from reference_impl.core.rules import Instruments, valid_account
 DURABILITY = ("fsync", "replicated", "none")
 TRANSPORTS = ("unicast", "multicast")
 IDLE = ("block", "spin", "backoff")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 ROLES = ("primary", "secondary")
 HOST = "127.0.0.1"
 
@@ -83,6 +84,7 @@ class ClusterConfig:
     durability: str
     transport: str
     idle: str
+    event_loop: str
     backoff_spin_us: int
     capacity: int
     backpressure_ratio: float
@@ -251,6 +253,7 @@ def parse(raw: Any) -> ClusterConfig:
         durability=_choice(c, "durability", p, DURABILITY, "fsync"),
         transport=_choice(c, "transport", p, TRANSPORTS, "unicast"),
         idle=_choice(c, "idle", p, IDLE, "block"),
+        event_loop=_choice(c, "event_loop", p, EVENT_LOOPS, "auto"),
         backoff_spin_us=_positive(c, "backoff_spin_us", p, 50),
         capacity=_positive(c, "capacity", p, 65536),
         backpressure_ratio=ratio,
@@ -305,7 +308,8 @@ def dump(cfg: ClusterConfig) -> str:
     c = dataclasses.asdict(cfg)
     streams = {"input": c.pop("input_stream"), "output": c.pop("output_stream")}
     out = {
-        "cluster": {k: c.pop(k) for k in ("durability", "transport", "idle", "backoff_spin_us",
+        "cluster": {k: c.pop(k) for k in ("durability", "transport", "idle", "event_loop",
+                                          "backoff_spin_us",
                                           "capacity", "backpressure_ratio", "checkpoint_every",
                                           "heartbeat_ms", "resend_ms")},
         "instruments": c.pop("instruments"),

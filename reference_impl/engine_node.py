@@ -23,8 +23,12 @@ One single-threaded duty loop over an ``Inbox`` of these sockets:
 Each turn drains everything ready, applies every delivered message
 (``sequenced_codec.decode`` then ``Engine.apply``), and only then publishes:
 the turn's outputs as MoldUDP64 packets of at most 1400 bytes (the primary),
-the checkpoints the turn crossed, and one ``EngineStatus``. An idle node sends
-an output-stream heartbeat (the primary) and an ``EngineStatus`` every
+the checkpoints the turn crossed, and one ``EngineStatus``. Only a status that
+an ack gate waits for goes out every turn (the secondary's, under
+``replicated``); the others feed only the backpressure depth and the
+primary's address, so they go out at most every ``STATUS_PACE_NS`` (1 ms) and
+cost the gateway one datagram per millisecond, not one per order. An idle node
+sends an output-stream heartbeat (the primary) and an ``EngineStatus`` every
 ``heartbeat_ms``. A packet with a block that does not decode, or whose
 header seq is not the packet's seq plus its index, is dropped whole before
 the receiver sees it (``poisoned_packets``): the receiver keeps the first
@@ -74,6 +78,7 @@ from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
 RETRY_NS = 3_000_000  #: the receiver repeats an unanswered re-request after this long
+STATUS_PACE_NS = 1_000_000  #: least spacing of the statuses no ack gate waits on
 CHECKPOINTS_KEPT = 1000
 CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
 DIGEST_CHECKPOINTS = 5
@@ -128,6 +133,12 @@ class EngineAgent:
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
+        # Under ``replicated`` the gateways' ack gate waits for the secondary's
+        # applied seq: it reports every turn. Any other status only feeds the
+        # backpressure depth and the primary's address, so it is paced.
+        self.pacer = node.StatusPacer(
+            0 if cfg.durability == "replicated" and not self.publishing else STATUS_PACE_NS,
+            self.heartbeat_ns)
         self.checkpoint_every = cfg.checkpoint_every
 
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)
@@ -160,7 +171,6 @@ class EngineAgent:
         self.attempts: dict[int, int] = {}  #: gap first seq -> re-requests sent for it
         self.published_seq = 0  #: the output stream's last seq
         self.last_output_ns = 0
-        self.last_status_ns = 0
         self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
                          "poisoned_packets": 0, "rerequests_sequencer": 0, "rerequests_archive": 0,
                          "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
@@ -325,7 +335,7 @@ class EngineAgent:
                     pass
         records.clear()
         self.counters["statuses"] += 1
-        self.last_status_ns = now
+        self.pacer.sent(now)
 
     # ------------------------------------------------------------- admin
 
@@ -355,7 +365,7 @@ class EngineAgent:
     # ------------------------------------------------------------ duty loop
 
     def poll_timeout(self, now_ns: int) -> float:
-        due = self.last_status_ns + self.heartbeat_ns
+        due = self.pacer.wake_ns()
         if self.publishing:
             due = min(due, self.last_output_ns + self.heartbeat_ns)
         wake = self.receiver.next_wake_ns
@@ -372,15 +382,12 @@ class EngineAgent:
             batch = self.inbox.poll(self.poll_timeout(time.monotonic_ns()))
             now = time.monotonic_ns()
             applied = 0
-            status_due = False
             rerequests = []
             for sock, data, addr in batch:
                 if sock is input_sock or sock is recovery_sock:
                     applied += self.carry_out(self.on_input_packet(data, now))
                 elif sock is output_sock:
-                    before = self.tracker.primary_emitted_seq
                     self.on_output_packet(data)
-                    status_due |= self.tracker.primary_emitted_seq != before
                 elif sock is retransmit_sock:
                     rerequests.append((data, addr))
                 elif sock is admin_sock:
@@ -394,8 +401,7 @@ class EngineAgent:
                 self.publish_output_heartbeat(now)
             if applied:
                 self.tracker.raise_epoch(self.engine.epoch)
-            if applied or status_due or self.pending_checkpoints or (
-                    now - self.last_status_ns >= self.heartbeat_ns):
+            if self.pacer.due(now, applied > 0, bool(self.pending_checkpoints)):
                 self.publish_status()
             for data, addr in rerequests:
                 self.on_retransmit_request(data, addr)

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-One asyncio event loop (the default loop: uvloop is not available here) runs
+One asyncio event loop (uvloop unless ``cluster.event_loop`` says
+``asyncio`` or uvloop is not installed: see ``event_loop_name``) runs
 everything: the two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2;
 ``http_door``: aiohttp), the UDP sockets of the pipeline, and a 10 ms timer.
 All decisions are made by ``core.gateway_book.GatewayBook``; this module
@@ -58,7 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reference_impl import node, transport
-from reference_impl.config import HOST, ClusterConfig
+from reference_impl.config import HOST, ClusterConfig, ConfigError
 from reference_impl.core import mold_codec, output_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.gateway_book import Answer, Forward, GatewayBook, Released, Stages
@@ -117,7 +118,8 @@ class GatewayNode:
         self._unstamped: list[Stages] = []  #: answers to stamp once flushed
         self.ouch_counters: dict[str, int] = {}  #: the OUCH door's, once it runs
         self.counters = {"bad_output_packets": 0, "bad_output_records": 0, "bad_status": 0,
-                         "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0}
+                         "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0,
+                         "status_logger": 0, "status_engine": 0, "status_sequencer": 0}
         self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
         self.recovery_sock = transport.bind_udp(0)
         self.status_sock = transport.bind_udp(self.gw.status_port)
@@ -290,12 +292,15 @@ class GatewayNode:
             now = time.monotonic_ns()
             kind = type(record)
             if kind is status_codec.LoggerWatermark:
+                self.counters["status_logger"] += 1
                 self._handle(book.on_logger(record, now))
                 self.flush_out()
             elif kind is status_codec.EngineStatus:
+                self.counters["status_engine"] += 1
                 self._handle(book.on_engine(record, now))
                 self.flush_out()
             elif kind is status_codec.SequencerStatus:
+                self.counters["status_sequencer"] += 1
                 book.on_sequencer(record, now)
 
     def _on_admin_readable(self) -> None:
@@ -311,7 +316,8 @@ class GatewayNode:
         verb = words[0] if words else ""
         if verb == "health":
             return {"ok": True, "component": "gateway", "id": self.gw.id,
-                    "incarnation": self.incarnation}
+                    "incarnation": self.incarnation,
+                    "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}
         if verb == "digest":
             digest = self.book.digest(time.monotonic_ns())
             digest["counters"].update(self.counters)
@@ -410,17 +416,39 @@ async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
     await gw.run(stop)
 
 
+def event_loop_name(choice: str) -> str:
+    """The loop ``cluster.event_loop`` asks for: ``uvloop`` or ``asyncio``.
+
+    uvloop (libuv underneath) costs the gateway about a sixth less CPU per
+    order than the standard loop; ``auto`` takes it when it is installed.
+    """
+    if choice == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("cluster.event_loop", "uvloop is not installed") from None
+        return "asyncio"
+    return "uvloop"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = node.parse_args("Crucible gateway: OUCH and HTTP doors, ack gate, backpressure.",
                            argv, _extra)
     cfg = node.load_config(args)
     try:
         cfg.gateway(args.id)
+        loop_name = event_loop_name(cfg.event_loop)
     except Exception as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
-        asyncio.run(_main(args, cfg))
+        if loop_name == "uvloop":
+            import uvloop
+            uvloop.run(_main(args, cfg))
+        else:
+            asyncio.run(_main(args, cfg))
     except OSError as exc:  # a port in use, most likely
         print(f"gateway {args.id}: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -77,8 +77,7 @@ class SequencerAgent:
         self.published_seq = 0
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.last_send_ns = 0  #: last packet on the stream (data or heartbeat)
-        self.last_status_ns = -STATUS_MIN_NS
-        self.status_owed = False  #: published_seq advanced since the last status
+        self.pacer = node.StatusPacer(STATUS_MIN_NS, self.heartbeat_ns)
         self.counters = {"sequenced": 0, "duplicates": 0, "garbage": 0, "skipped_dedup": 0,
                          "packets": 0, "heartbeats": 0, "retransmit_requests": 0,
                          "retransmit_packets": 0, "bad_retransmit_requests": 0}
@@ -181,10 +180,8 @@ class SequencerAgent:
         self.published_seq = first - 1
         pending.clear()
         now = self.last_send_ns = time.monotonic_ns()
-        if now - self.last_status_ns >= STATUS_MIN_NS:
+        if self.pacer.due(now, applied=True):
             self.publish_status(now)
-        else:
-            self.status_owed = True
 
     def publish_heartbeat(self) -> None:
         self.publisher.send(mold_codec.encode_heartbeat(self.session, self.core.next_seq))
@@ -193,8 +190,7 @@ class SequencerAgent:
         self.publish_status(now)
 
     def publish_status(self, now: int) -> None:
-        self.last_status_ns = now
-        self.status_owed = False
+        self.pacer.sent(now)
         record = status_codec.encode(
             status_codec.SequencerStatus(COMPONENT_ID, self.published_seq, now))
         for target in self.status_targets:
@@ -211,8 +207,8 @@ class SequencerAgent:
         while not stop.is_set:
             now = time.monotonic_ns()
             idle_ns = self.last_send_ns + self.heartbeat_ns - now
-            if self.status_owed:
-                idle_ns = min(idle_ns, self.last_status_ns + STATUS_MIN_NS - now)
+            if self.pacer.owed:
+                idle_ns = min(idle_ns, self.pacer.wake_ns() - now)
             timeout = min(POLL_MAX_S, max(idle_ns, 0) / 1e9)
             batch = self.inbox.poll(timeout)
             rerequests = []
@@ -229,7 +225,7 @@ class SequencerAgent:
                 now = time.monotonic_ns()
                 if now - self.last_send_ns >= self.heartbeat_ns:
                     self.publish_heartbeat()
-                elif self.status_owed and now - self.last_status_ns >= STATUS_MIN_NS:
+                elif self.pacer.owed and self.pacer.due(now, applied=False):
                     self.publish_status(now)
             for data, addr in rerequests:
                 self.on_retransmit_request(data, addr)

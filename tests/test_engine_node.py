@@ -175,7 +175,7 @@ def crossing_orders(seqr: FakeSequencer) -> None:
 
 def base_config(**overrides) -> ClusterConfig:
     return config_mod.load().shifted(OFFSET).with_overrides(
-        checkpoint_every=4, heartbeat_ms=50, **overrides)
+        **{"checkpoint_every": 4, "heartbeat_ms": 50, **overrides})
 
 
 @pytest.fixture(params=config_mod.TRANSPORTS)
@@ -415,3 +415,54 @@ def test_tiebreak_fault_runs_the_salted_test_only_engine(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ------------------------------------------------------------- status pacing
+
+
+def test_status_pacer_holds_owed_statuses_to_the_pace_and_never_drops_one() -> None:
+    from reference_impl.node import StatusPacer
+
+    p = StatusPacer(pace_ns=1_000, heartbeat_ns=50_000)
+    assert p.due(10_000, applied=True)  # first status: nothing sent yet
+    p.sent(10_000)
+    assert not p.due(10_400, applied=True)  # owed, but inside the pace
+    assert p.wake_ns() == 11_000  # the loop wakes for it even if nothing else comes
+    assert p.due(11_000, applied=False)  # still owed: goes out at the pace
+    p.sent(11_000)
+    assert not p.due(11_500, applied=False) and p.wake_ns() == 61_000  # idle: heartbeat
+    assert p.due(11_500, applied=False, forced=True)  # a checkpoint does not wait
+    assert p.due(61_000, applied=False)  # the idle heartbeat
+    every_turn = StatusPacer(pace_ns=0, heartbeat_ns=50_000)
+    every_turn.sent(5)
+    assert not every_turn.due(6, applied=False)
+    assert every_turn.due(6, applied=True)
+
+
+def test_primary_statuses_are_paced_the_replicated_secondary_is_not(tmp_path) -> None:
+    """200 inputs in 200 packets: the primary reports at most once per ms, the last seq still arrives."""
+    cfg = base_config(durability="replicated", checkpoint_every=100_000, heartbeat_ms=1000)
+    seqr = FakeSequencer(cfg)
+    status_sock = listen(cfg.gateways[0].status_port)
+    procs = [start_engine(cfg, tmp_path, e.id) for e in cfg.engines]
+    try:
+        for e, p in zip(cfg.engines, procs):
+            wait_healthy(p, e.admin_port)
+        for i in range(200):
+            seqr.add(NewOrder(f"P{i}", "ACME", Side.BUY, 1, 10_000 - 100 * (i % 50)))
+            seqr.publish(i + 1, 1)
+        records = collect_status(status_sock, lambda rs: {
+            r.component_id for r in rs
+            if isinstance(r, status_codec.EngineStatus) and r.applied_seq == 200} == {1, 2})
+    finally:
+        for p in procs:
+            stop(p)
+        seqr.close()
+        status_sock.close()
+    by_engine = {c: [r for r in records if isinstance(r, status_codec.EngineStatus)
+                     and r.component_id == c and r.applied_seq > 0] for c in (1, 2)}
+    stamps = [r.mono_ns for r in by_engine[1]]
+    assert all(b - a >= 1_000_000 for a, b in zip(stamps, stamps[1:])), stamps
+    # the secondary reports every turn that applied something: its seqs only rise
+    seqs = [r.applied_seq for r in by_engine[2]]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 200
