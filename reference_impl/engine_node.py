@@ -30,12 +30,12 @@ primary's address, so they go out at most every ``STATUS_PACE_NS`` (1 ms) and
 cost the gateway one datagram per millisecond, not one per order. An idle node
 sends an output-stream heartbeat (the primary) and an ``EngineStatus`` every
 ``heartbeat_ms``. A packet with a block that does not decode, or whose
-header seq is not the packet's seq plus its index, is dropped whole before
-the receiver sees it (``poisoned_packets``): the receiver keeps the first
-copy of a seq, so a damaged copy let in would shut out the good one, while a
-dropped one is a gap that is re-requested. A delivered message that still
-does not decode is fatal: skipping a seq would silently fork this replica
-from the others.
+header seq is not the packet's seq plus its index
+(``sequenced_codec.poisoned_block``), is dropped whole before the receiver
+sees it (``poisoned_packets``): the receiver keeps the first copy of a seq,
+so a damaged copy let in would shut out the good one, while a dropped one is
+a gap that is re-requested. A delivered message that still does not decode
+is fatal: skipping a seq would silently fork this replica from the others.
 
 A checkpoint ``(seq, sha256)`` is taken on every seq that is a multiple of
 ``cluster.checkpoint_every``, so the replicas' checkpoints compare seq for
@@ -72,6 +72,7 @@ from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.output_codec import OutputRecord
 from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.core.sequenced_codec import poisoned_block
 from reference_impl.output_tracker import EmittedTracker
 from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
 
@@ -89,27 +90,6 @@ log = logging.getLogger("crucible.engine")
 
 class InputCorrupt(RuntimeError):
     """A delivered input-stream message does not decode: this replica cannot go on."""
-
-
-def poisoned_block(first_seq: int, messages) -> str | None:
-    """Why the packet's blocks are not the stream's ``first_seq..``, or None if they are.
-
-    Each block must decode (``sequenced_codec``) and carry ``first_seq + i``
-    in its header. The receiver accepts the first copy of a seq and drops
-    every later one as a duplicate, so a damaged copy let through would be
-    the only one ever applied (or logged): a packet with any bad block is
-    dropped whole, before the receiver sees it, and its seqs stay a gap that
-    is re-requested until a good copy arrives.
-    """
-    decode = sequenced_codec.decode
-    for i, block in enumerate(messages):
-        try:
-            carried = decode(block).seq
-        except DecodeError as exc:
-            return f"block {i} (seq {first_seq + i}) does not decode: {exc}"
-        if carried != first_seq + i:
-            return f"block {i} (seq {first_seq + i}) carries seq {carried} in its header"
-    return None
 
 
 class EngineAgent:

@@ -28,10 +28,11 @@ repeats its watermark every ``heartbeat_ms``. Archive requests are answered
 after the commit, so they never delay durability.
 
 A data packet whose blocks do not all decode with ``sequenced_codec`` and
-carry the packet's seq plus their index in their header is dropped whole
-before the receiver sees it (``poisoned_packets``): the receiver keeps the
-first copy of a seq, so a damaged copy appended would shut out the genuine
-one; dropped, its seqs stay a gap that is re-requested.
+carry the packet's seq plus their index in their header
+(``sequenced_codec.poisoned_block``) is dropped whole before the receiver
+sees it (``poisoned_packets``): the receiver keeps the first copy of a seq,
+so a damaged copy appended would shut out the genuine one; dropped, its seqs
+stay a gap that is re-requested.
 
 On start, ``WalWriter`` recovers an existing WAL directory (see wal.py: the
 torn tail is quarantined, logged and zeroed) and the receiver resumes at
@@ -53,9 +54,10 @@ import time
 
 from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
-from reference_impl.core import mold_codec, sequenced_codec, status_codec
+from reference_impl.core import mold_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.core.sequenced_codec import poisoned_block
 from reference_impl.retransmit_ring import (
     MAX_REPLY_MESSAGES,
     MAX_REPLY_PACKETS,
@@ -68,18 +70,6 @@ MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
 COMPONENT_ID = 0
 RETRY_NS = 2_000_000
-
-
-def blocks_match(first_seq: int, messages) -> bool:
-    """Every block decodes (``sequenced_codec``) and carries ``first_seq + i`` in its header."""
-    decode = sequenced_codec.decode
-    for i, block in enumerate(messages):
-        try:
-            if decode(block).seq != first_seq + i:
-                return False
-        except DecodeError:
-            return False
-    return True
 
 
 class LoggerAgent:
@@ -123,7 +113,7 @@ class LoggerAgent:
             self.counters["foreign_session"] += 1
             return
         if packet.messages:
-            if not blocks_match(packet.seq, packet.messages):
+            if poisoned_block(packet.seq, packet.messages) is not None:
                 # A damaged copy logged would be the only copy: the receiver drops
                 # the good one later as a duplicate. Dropped whole, it stays a gap.
                 self.counters["poisoned_packets"] += 1

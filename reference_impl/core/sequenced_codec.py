@@ -16,7 +16,8 @@ frame are a ``DecodeError`` naming the field.
 
 One ``struct.Struct`` per body type covers header and body, so encode and
 decode are a single pack/unpack plus text checks: this is the per-message path
-of the sequencer, every engine and the logger.
+of the sequencer, every engine and the logger. ``poisoned_block`` is the one
+check the engines and the logger make of a whole MoldUDP64 packet of these.
 """
 
 from __future__ import annotations
@@ -210,3 +211,24 @@ def decode(data: bytes) -> Sequenced:
     else:
         body = _HEARTBEAT_BODY
     return Sequenced(f[0], f[1], f[2], f[3], f[4], account, body)
+
+
+def poisoned_block(first_seq: int, messages) -> str | None:
+    """Why a packet's blocks are not the stream's ``first_seq..``, or None if they are.
+
+    Each block must decode and carry ``first_seq + i`` in its header. A
+    receiver accepts the first copy of a seq and drops every later one as a
+    duplicate, so a damaged copy let through would be the only one ever
+    applied (or logged): the engines and the logger drop a packet with any bad
+    block whole, before their receiver sees it, and its seqs stay a gap that is
+    re-requested until a good copy arrives.
+    """
+    parse = decode
+    for i, block in enumerate(messages):
+        try:
+            carried = parse(block).seq
+        except DecodeError as exc:
+            return f"block {i} (seq {first_seq + i}) does not decode: {exc}"
+        if carried != first_seq + i:
+            return f"block {i} (seq {first_seq + i}) carries seq {carried} in its header"
+    return None

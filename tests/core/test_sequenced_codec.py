@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -181,3 +182,28 @@ def test_arbitrary_bytes_decode_canonically_or_raise(data: bytes) -> None:
 
 def test_decode_accepts_bytearray_and_memoryview() -> None:
     assert codec.decode(bytearray(GOOD)) == codec.decode(memoryview(GOOD)) == ORDER
+
+
+# ------------------------------------------------------------------ poisoned_block
+
+
+def _blocks(first_seq: int, n: int) -> list[bytes]:
+    return [codec.encode(dataclasses.replace(ORDER, seq=first_seq + i)) for i in range(n)]
+
+
+def test_a_packet_of_the_streams_seqs_is_not_poisoned() -> None:
+    assert codec.poisoned_block(5, _blocks(5, 3)) is None
+    assert codec.poisoned_block(5, []) is None
+
+
+def test_a_block_that_does_not_decode_poisons_the_packet() -> None:
+    blocks = _blocks(5, 3)
+    blocks[1] = blocks[1][:-1]
+    assert codec.poisoned_block(5, blocks).startswith("block 1 (seq 6) does not decode")
+
+
+def test_a_block_whose_header_seq_is_off_poisons_the_packet() -> None:
+    blocks = _blocks(5, 3)
+    assert codec.poisoned_block(4, blocks) == "block 0 (seq 4) carries seq 5 in its header"
+    blocks[2] = blocks[0]
+    assert codec.poisoned_block(5, blocks) == "block 2 (seq 7) carries seq 5 in its header"
