@@ -49,6 +49,7 @@ _TAG_IDX = struct.Struct(">II")  #: pass tag, message index
 _PR_SET_TIMERSLACK = 29
 HIST_LOW_NS, HIST_HIGH_NS, HIST_DIGITS = 1_000, 120 * 10**9, 3
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+SYNC_FILE_BYTES = 8 << 20  #: the syncing relay's preallocated file
 
 
 # ------------------------------------------------------------------ timing
@@ -209,6 +210,36 @@ def _relay(sock: socket.socket, nxt: tuple[str, int]) -> None:
         sendto(recv(2048), nxt)
 
 
+def _syncing_relay(sock: socket.socket, nxt: tuple[str, int], path: str) -> None:
+    """A relay that makes messages durable before passing them on, as the WAL logger does.
+
+    Group commit, like the logger: wait for one message, take every other one
+    already queued, put them all down with one ``pwrite`` and one
+    ``fdatasync``, then send each on. The file is preallocated
+    (``posix_fallocate``) like a WAL segment and written front to back,
+    wrapping at its end, so a flush never changes the file's size.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    os.posix_fallocate(fd, 0, SYNC_FILE_BYTES)
+    os.fsync(fd)
+    recv, sendto, pwrite, fdatasync = sock.recv, sock.sendto, os.pwrite, os.fdatasync
+    offset, wrap = 0, SYNC_FILE_BYTES // 2
+    while True:
+        batch = [recv(2048)]
+        try:
+            while len(batch) < 256:
+                batch.append(recv(2048, socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            pass
+        data = b"".join(batch)
+        pwrite(fd, data, offset)
+        fdatasync(fd)
+        offset = (offset + len(data)) % wrap
+        for message in batch:
+            sendto(message, nxt)
+
+
 def _udp() -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -218,14 +249,27 @@ def _udp() -> socket.socket:
 
 
 def run_chain(rate: float, duration_s: float, relays: int = 4, drain_s: float = 2.0,
-              warmup_s: float = 0.5) -> dict:
-    """Measure the chain open loop at ``rate`` msg/s for ``duration_s``; a summary dict."""
+              warmup_s: float = 0.5, sync_dir: str | None = None) -> dict:
+    """Measure the chain open loop at ``rate`` msg/s for ``duration_s``; a summary dict.
+
+    With ``sync_dir``, the next-to-last relay (the logger's place in
+    client -> gateway -> sequencer -> logger -> gateway -> client) writes and
+    fdatasyncs each message to a file there before passing it on: the floor
+    of an ack that waits for a flush.
+    """
     ctx = multiprocessing.get_context("fork")
     client = _udp()
     hops = [_udp() for _ in range(relays)]
     addrs = [s.getsockname() for s in hops] + [client.getsockname()]
-    procs = [ctx.Process(target=_relay, args=(hops[k], addrs[k + 1]), daemon=True)
-             for k in range(relays)]
+    syncing = relays - 2 if sync_dir is not None and relays >= 2 else None
+    procs = []
+    for k in range(relays):
+        if k == syncing:
+            path = os.path.join(sync_dir, f"relay{k + 1}.sync")
+            procs.append(ctx.Process(target=_syncing_relay, args=(hops[k], addrs[k + 1], path),
+                                     daemon=True))
+        else:
+            procs.append(ctx.Process(target=_relay, args=(hops[k], addrs[k + 1]), daemon=True))
     for p in procs:
         p.start()
     for s in hops:
@@ -247,9 +291,15 @@ def run_chain(rate: float, duration_s: float, relays: int = 4, drain_s: float = 
         for p in procs:
             p.join(5)
         client.close()
+        if syncing is not None:
+            try:
+                os.unlink(os.path.join(sync_dir, f"relay{syncing + 1}.sync"))
+            except FileNotFoundError:
+                pass
     lat = loop.latencies()
     return {
         "relays": relays, "hops": relays + 1, "rate": rate, "duration_s": duration_s,
+        "fdatasync_relay": None if syncing is None else syncing + 1,
         "sent": loop.count, "answered": len(lat), "missing": loop.count - len(lat),
         "latency": summarize(lat, with_hist=True),
         "sender_lag": summarize(loop.sender_lag()),
@@ -307,12 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=2000.0, help="messages per second (default 2000)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds (default 10, max 60)")
     ap.add_argument("--relays", type=int, default=4, help="relay processes (default 4: 5 hops)")
+    ap.add_argument("--fsync-dir", metavar="DIR",
+                    help="the next-to-last relay fdatasyncs each message to a file in DIR first")
     ap.add_argument("--json", metavar="OUT", help="write the summary as JSON")
     args = ap.parse_args(argv)
     if not 0 < args.duration <= MAX_DURATION_S:
         ap.error(f"--duration must be in (0, {MAX_DURATION_S:g}]")
-    res = run_chain(args.rate, args.duration, args.relays)
-    print(f"relay chain: {res['relays']} relays ({res['hops']} hops), {args.rate:g}/s for "
+    res = run_chain(args.rate, args.duration, args.relays, sync_dir=args.fsync_dir)
+    synced = f", relay {res['fdatasync_relay']} fdatasyncs" if res["fdatasync_relay"] else ""
+    print(f"relay chain: {res['relays']} relays ({res['hops']} hops{synced}), {args.rate:g}/s for "
           f"{args.duration:g} s, sent {res['sent']}, missing {res['missing']}")
     print(format_line("chain latency", res["latency"]))
     print(format_line("sender lag", res["sender_lag"]))
