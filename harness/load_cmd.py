@@ -2,9 +2,10 @@
 
 It starts the SUT (the reference by default; its logs and WAL go to
 ``<run>/sut/``), runs the profile with ``harness.loadgen.run_load``, stops the
-SUT, judges the profile's latency budgets (``loadgen.judge_budget``, next to
-whether this machine matched the profile's ``hardware_profile``) and writes
-the run with ``harness.report.write_run``: ``report.json`` (the budget
+SUT, judges the profile's latency budgets
+(``harness.latency_budget.judge_budget``, next to whether this machine
+matched the profile's ``hardware_profile``) and writes the run with
+``harness.report.write_run``: ``report.json`` (the budget
 verdict is its one requirement, ``latency_budget``, with the evidence),
 ``report.html``, one ``latency-<stage>.hgrm`` per stage, ``latencies.csv``,
 ``history.jsonl``, ``hardware.json`` and ``load.json`` (counts, throughput per
@@ -103,7 +104,7 @@ def record(run_dir: Path, *, seed: int, started: str, profile: dict[str, Any], p
            duration_s: float = 0.0) -> dict[str, Any]:
     """Judge a finished run's budgets and write its directory; return the report dict."""
     from harness import hardware as hw_mod
-    from harness.loadgen import histograms, judge_budget, parse_budgets
+    from harness.latency_budget import histograms, judge_budget, parse_budgets
     from harness.report import write_run
     from harness.report.schema import TestOutcome
 
@@ -137,7 +138,8 @@ def run_load_cmd(*, profile: str = DEFAULT_PROFILE, sut: str = "reference", door
     from harness.certify import SEED_RANGE
     from harness.certify_run import describe_sut, load_profile
     from harness.history import History
-    from harness.loadgen import LoadError, parse_budgets, run_load
+    from harness.latency_budget import parse_budgets
+    from harness.loadgen import LoadError, run_load
     from harness.report import make_run_dir, new_run_id, point_latest, utc_now
     from harness.schedule import describe, segments
     from harness.sut import SutError, load_sut

@@ -26,184 +26,40 @@ seed and bounded in count and time. Then:
   past the last intended send time; what is still open completes ``info``.
   Every thread is joined before ``run_load`` returns.
 
-Raw values go into preallocated lists while the run is hot; HdrHistograms
-(``histograms``) are built afterwards, never with ``record_corrected_value``.
-Stages: ``wire`` (intended send -> response received), ``sequence``
-(gateway in -> sequenced), ``engine`` (sequenced -> decided: the budgeted
-one), ``durable`` (decided -> durable), ``release`` (durable -> gateway
-out), and ``send_lag`` (intended -> actually sent: the generator's own
-delay, already inside ``wire``).
-
-``judge_budget`` is the pure budget verdict over literal histograms.
+Raw values go into preallocated lists while the run is hot and come back
+as a ``LoadResult`` (``harness.load_result``: per-stage samples, counts,
+throughput); HdrHistograms (``harness.latency_budget.histograms``) are built
+from them afterwards, never with ``record_corrected_value``, and the pure
+budget verdict over those is ``harness.latency_budget.judge_budget``. This
+module only runs the load.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-import math
 import queue
 import random
-import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from harness.checkers.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.clients.http_client import HttpClient
 from harness.clients.ouch_client import OuchClient
-from harness.history import FAIL as OP_FAIL
-from harness.history import INFO, OK, History, Op
-from harness.schedule import NS, per_second, plan_schedule, segments
+from harness.history import History, Op
+from harness.load_result import LoadResult
+from harness.schedule import NS, plan_schedule, segments
 from harness.workload import OrderFlow, WorkloadSpec
 from reference_impl.core.messages import Cancel, NewOrder, OrdType, Side, Tif
 
-REQUIREMENT = "latency_budget"
-WIRE, SEND_LAG = "wire", "send_lag"
-#: (stage, from stamp, to stamp) of the gateway's stage stamps
-STAGES = (("sequence", "gateway_in_ns", "sequenced_ns"), ("engine", "sequenced_ns", "decided_ns"),
-          ("durable", "decided_ns", "durable_ns"), ("release", "durable_ns", "gateway_out_ns"))
-HGRM_MAX_NS = 3_600 * NS
 STAGE_POLL_S = 0.05
 STAGES_MAX = 400  #: the reference gateway's limit per ``stages`` command
 LEAD_NS = 50_000_000  #: t0 is this far after the clients are ready
-MIN_COVERAGE = 0.99  #: stage rows / requests the SUT answered, below which a stage is UNKNOWN
-_BUDGET_KEY = re.compile(r"^(?P<stage>[a-z][a-z0-9_]*?)_p(?P<pct>\d+(?:[._]\d+)?)_us$")
 
 
 class LoadError(RuntimeError):
     """The run could not start (no such door, no accounts, a bad profile)."""
-
-
-# ------------------------------------------------------------------ budget verdict (pure)
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetCheck:
-    key: str  #: as written in the profile, e.g. ``engine_p99_us``
-    stage: str
-    percentile: float
-    limit_us: float
-
-
-def parse_budgets(budgets: Mapping[str, Any]) -> list[BudgetCheck]:
-    """``{"engine_p99_us": 50, "wire_p99.9_us": 2000}`` -> checks; ``ValueError`` on a bad key."""
-    out = []
-    for key, limit in (budgets or {}).items():
-        m = _BUDGET_KEY.match(str(key))
-        if m is None or isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
-            raise ValueError(f"budgets.{key}: want <stage>_p<percentile>_us: <µs > 0>, got {limit!r}")
-        pct = float(m["pct"].replace("_", "."))
-        if not 0 < pct < 100:
-            raise ValueError(f"budgets.{key}: the percentile must be in (0, 100)")
-        out.append(BudgetCheck(str(key), m["stage"], pct, float(limit)))
-    return out
-
-
-def min_samples(percentile: float) -> int:
-    """Fewest samples for which the percentile is not simply the maximum: 100 for p99."""
-    return math.ceil(1.0 / (1.0 - percentile / 100.0) - 1e-9)
-
-
-def value_at_percentile(hist: Any, percentile: float) -> int:
-    """The nearest-rank percentile (rank ``ceil(p/100 * n)``, as the report's table) read from an
-    HdrHistogram as the highest value equivalent to its bucket. hdrh's own
-    ``get_value_at_percentile`` rounds the rank half-up, one sample short at times."""
-    n = int(hist.get_total_count())
-    rank = max(1, math.ceil(percentile / 100.0 * n - 1e-9))
-    for item in hist.get_recorded_iterator():
-        if item.total_count_to_this_value >= rank:
-            return int(item.value_iterated_to)
-    return int(hist.get_max_value())
-
-
-def _hardware_text(match: Mapping[str, Any]) -> str:
-    if not match:
-        return "hardware: no target profile"
-    if match.get("matched"):
-        return f"hardware matched {match.get('profile')}"
-    return f"hardware did NOT match {match.get('profile')} ({len(match.get('reasons') or [])} reasons)"
-
-
-def judge_budget(histograms: Mapping[str, Any], budget: Mapping[str, Any],
-                 hardware_match: Mapping[str, Any] | None, *,
-                 expected: Mapping[str, int] | None = None, unanswered: int = 0,
-                 min_coverage: float = MIN_COVERAGE) -> Verdict:
-    """PASS/FAIL of every ``<stage>_p<pct>_us`` budget, stating whether the hardware matched.
-
-    A check is UNKNOWN when its stage has fewer than ``min_samples`` values or
-    fewer than ``min_coverage`` of the ``expected`` count (the samples would be a
-    subset). Any FAIL fails; else any UNKNOWN, or requests that got no answer
-    (``unanswered``), make it UNKNOWN. The percentile is the nearest rank, read
-    from the HdrHistogram (values in ns) as the highest value equivalent to it, so
-    rounding never favours the SUT (``value_at_percentile``). The hardware match never changes the status: it is
-    stated next to it (summary and evidence).
-    """
-    match = dict(hardware_match or {})
-    hw = _hardware_text(match)
-    evidence: dict[str, Any] = {"hardware_match": match, "hardware_matched": match.get("matched"),
-                                "unanswered": unanswered, "checks": []}
-    checks = parse_budgets(budget)
-    if not checks:
-        return Verdict.unknown(REQUIREMENT, f"the profile sets no latency budget; {hw}", evidence)
-    for c in checks:
-        hist = histograms.get(c.stage)
-        count = int(hist.get_total_count()) if hist is not None else 0
-        row: dict[str, Any] = {"budget": c.key, "stage": c.stage, "percentile": c.percentile,
-                               "limit_us": c.limit_us, "count": count, "needed": min_samples(c.percentile)}
-        want = (expected or {}).get(c.stage)
-        if want is not None:
-            row["expected"] = want
-        if count < row["needed"]:
-            row.update(status=UNKNOWN, why=f"{count} samples; p{c.percentile:g} needs >= {row['needed']}")
-        elif want and count < min_coverage * want:
-            row.update(status=UNKNOWN, why=f"stage stamps for {count} of {want} answered requests")
-        else:
-            value = value_at_percentile(hist, c.percentile)
-            row.update(value_us=value / 1000, max_us=hist.get_max_value() / 1000,
-                       status=PASS if value <= c.limit_us * 1000 else FAIL)
-            row["why"] = (f"{c.stage} p{c.percentile:g} {value / 1000:.1f} µs "
-                          f"{'<=' if row['status'] == PASS else '>'} {c.limit_us:g} µs (n={count})")
-        evidence["checks"].append(row)
-    rows = evidence["checks"]
-    if any(r["status"] == FAIL for r in rows):
-        status, parts = FAIL, [r["why"] for r in rows if r["status"] == FAIL]
-    elif any(r["status"] == UNKNOWN for r in rows):
-        status, parts = UNKNOWN, [r["why"] for r in rows if r["status"] == UNKNOWN]
-    elif unanswered:
-        status, parts = UNKNOWN, [r["why"] for r in rows] + [f"{unanswered} requests got no answer"]
-    else:
-        status, parts = PASS, [r["why"] for r in rows]
-    return Verdict(REQUIREMENT, status, "; ".join(parts) + f"; {hw}", evidence)
-
-
-def histograms(samples: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, Any]:
-    """One HdrHistogram (ns, 1 ns .. 1 h, 3 digits) per stage, from raw values, after the run."""
-    from hdrh.histogram import HdrHistogram
-
-    out = {}
-    for stage, pts in samples.items():
-        h = HdrHistogram(1, HGRM_MAX_NS, 3)
-        for _, lat in pts:
-            h.record_value(min(max(lat, 1), HGRM_MAX_NS))
-        out[stage] = h
-    return out
-
-
-def stage_samples(rows: Sequence[Mapping[str, int]]) -> tuple[dict[str, list[tuple[int, int]]], int]:
-    """Per stage ``(gateway_in_ns, duration_ns)`` from stage-stamp rows; and how many durations
-    were negative (clocks of different processes; recorded as 0)."""
-    out: dict[str, list[tuple[int, int]]] = {name: [] for name, _, _ in STAGES}
-    negative = 0
-    for r in rows:
-        for name, a, b in STAGES:
-            if r.get(a) and r.get(b):
-                d = r[b] - r[a]
-                negative += d < 0
-                out[name].append((r["gateway_in_ns"], max(d, 0)))
-    return out, negative
 
 
 # ------------------------------------------------------------------ requests and clients
@@ -273,84 +129,6 @@ def _tight_timer_slack() -> None:
 
 
 # ------------------------------------------------------------------ the run
-
-
-@dataclass
-class LoadResult:
-    door: str
-    shape: dict[str, Any]
-    t0_ns: int
-    offsets: list[int]
-    invokes: list[Op | None]
-    completions: list[Op | None]
-    duration_s: float = 0.0  #: of the schedule: the shape's, or less under a duration cap
-    stage_rows: list[dict[str, int]] = field(default_factory=list)
-    answered: int | None = None  #: requests the SUT says it answered (stage rows expected)
-    unsent: int = 0  #: slots never sent: the run hit its hard stop
-    notes: list[str] = field(default_factory=list)
-    elapsed_s: float = 0.0
-
-    def samples(self) -> dict[str, list[tuple[int, int]]]:
-        wire, lag = [], []
-        for i, done in enumerate(self.completions):
-            inv = self.invokes[i]
-            if inv is None:
-                continue
-            t = self.t0_ns + self.offsets[i]
-            lag.append((t, inv.time_ns - t))
-            if done is not None and not str(done.value.get("reason", "")).startswith("not sent"):
-                wire.append((t, done.time_ns - t))
-        stages, _ = stage_samples(self.stage_rows)
-        return {WIRE: wire, **stages, SEND_LAG: lag}
-
-    def counts(self) -> dict[str, int]:
-        c = {"scheduled": len(self.offsets), "sent": sum(i is not None for i in self.invokes),
-             OK: 0, OP_FAIL: 0, INFO: 0, "not_sent": 0, "backpressure": 0, "unsent": self.unsent}
-        for done in self.completions:
-            if done is None:
-                continue
-            c[done.type] += 1
-            reason = str(done.value.get("reason", ""))
-            c["not_sent"] += reason.startswith("not sent")
-            c["backpressure"] += (done.value.get("status") == 429 or reason == "backpressure"
-                                  or any(o.get("reason") == "backpressure" for o in done.value.get("outputs") or []))
-        return c
-
-    @property
-    def unanswered(self) -> int:
-        """Slots the SUT never answered: info (unknown), not sent, or past the hard stop."""
-        c = self.counts()
-        return c[INFO] + c["not_sent"] + c["unsent"]
-
-    def expected(self) -> dict[str, int]:
-        if self.answered is None:
-            return {}
-        return {name: self.answered for name, _, _ in STAGES}
-
-    def throughput(self) -> list[dict[str, int]]:
-        """Per second of the run: offered (scheduled), sent, and completions by type."""
-        span = max(len(per_second(self.offsets)), 1)
-        bins = [{"second": s, "offered": 0, "sent": 0, OK: 0, OP_FAIL: 0, INFO: 0} for s in range(span)]
-        for i, n in enumerate(per_second(self.offsets)):
-            bins[i]["offered"] = n
-        for op, key in [(op, "sent") for op in self.invokes] + [(op, None) for op in self.completions]:
-            if op is not None:
-                s = (op.time_ns - self.t0_ns) // NS
-                while s >= len(bins):
-                    bins.append({"second": len(bins), "offered": 0, "sent": 0, OK: 0, OP_FAIL: 0, INFO: 0})
-                bins[max(s, 0)][key or op.type] += 1
-        return bins
-
-    def summary(self) -> dict[str, Any]:
-        c = self.counts()
-        span_s = self.duration_s
-        _, negative = stage_samples(self.stage_rows)
-        return {"door": self.door, "shape": self.shape, "duration_s": self.duration_s, "counts": c,
-                "offered_per_s": round(c["scheduled"] / span_s, 1) if span_s else None,
-                "ok_per_s": round(c[OK] / self.elapsed_s, 1) if self.elapsed_s else None,
-                "elapsed_s": round(self.elapsed_s, 3), "stage_rows": len(self.stage_rows),
-                "answered_by_sut": self.answered, "negative_stage_durations": negative,
-                "notes": self.notes, "throughput": self.throughput()}
 
 
 def workload_spec(sut: Any, workload: Mapping[str, Any]) -> tuple[WorkloadSpec, list[str]]:
