@@ -1,5 +1,8 @@
 """The engine process: ``python -m reference_impl.engine_node --config F --run-dir D --id N``.
 
+This module is the duty loop; ``engine_main`` parses the command line and
+sets the exit status, ``engine_admin`` answers the admin port.
+
 Theory of operation
 -------------------
 One single-threaded duty loop over an ``Inbox`` of these sockets:
@@ -64,7 +67,7 @@ import socket
 import sys
 import time
 
-from reference_impl import node, transport
+from reference_impl import engine_admin, node, transport
 from reference_impl.broken_tiebreak import SaltedTiebreakEngine
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
@@ -81,9 +84,6 @@ POLL_MAX_S = 0.05
 RETRY_NS = 3_000_000  #: the receiver repeats an unanswered re-request after this long
 STATUS_PACE_NS = 1_000_000  #: least spacing of the statuses no ack gate waits on
 CHECKPOINTS_KEPT = 1000
-CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
-DIGEST_CHECKPOINTS = 5
-DIGEST_HOLES = 20  #: the first holes of the input stream, in a digest
 
 log = logging.getLogger("crucible.engine")
 
@@ -320,27 +320,7 @@ class EngineAgent:
     # ------------------------------------------------------------- admin
 
     def on_admin(self, command: str) -> dict:
-        words = command.split()
-        verb = words[0] if words else ""
-        if verb == "health":
-            return {"ok": True, "component": f"engine{self.id}", "role": self.role}
-        if verb == "digest":
-            return {"component": f"engine{self.id}", "role": self.role,
-                    "applied_seq": self.engine.last_applied_seq,
-                    "state_hash": self.engine.state_hash(), "epoch": self.engine.epoch,
-                    "primary_emitted_seq": self.tracker.primary_emitted_seq,
-                    "published_seq": self.published_seq,
-                    "checkpoints": [list(c) for c in list(self.checkpoints)[-DIGEST_CHECKPOINTS:]],
-                    "receiver": self.receiver.counters(),
-                    "missing": self.receiver.missing()[:DIGEST_HOLES],
-                    "counters": dict(self.counters)}
-        if verb == "checkpoints" and len(words) <= 2:
-            after = int(words[1]) if len(words) == 2 else 0
-            newer = [list(c) for c in self.checkpoints if c[0] > after]
-            page = newer[:CHECKPOINTS_PER_REPLY]
-            more = len(newer) > len(page)
-            return {"checkpoints": page, "next_after": page[-1][0] if more else None}
-        return {"error": f"unknown command {command!r} (health, digest, checkpoints [AFTER_SEQ])"}
+        return engine_admin.on_admin(self, command)
 
     # ------------------------------------------------------------ duty loop
 
@@ -396,35 +376,8 @@ class EngineAgent:
             self.publisher.close()
 
 
-def _extra_args(parser) -> None:
-    parser.add_argument("--id", type=int, default=1, help="engine id in the config (default: 1)")
-    parser.add_argument("--role", choices=("primary", "secondary"),
-                        help="override the config's role for this engine")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible matching engine: applies the input stream, publishes outputs.",
-                           argv, _extra_args)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s engine{args.id} %(levelname)s %(message)s")
-    cfg = node.load_config(args)
-    try:
-        role = args.role or cfg.engine(args.id).role
-    except Exception as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    stop = node.StopFlag()
-    agent = EngineAgent(cfg, args.id, role)
-    log.info("engine %d up as %s (faults: %s)", args.id, role, list(cfg.faults) or "none")
-    try:
-        agent.run(stop)
-    except InputCorrupt as exc:
-        log.critical("%s; applied_seq=%d; stopping", exc, agent.engine.last_applied_seq)
-        return 3
-    finally:
-        agent.close()
-    return 0
-
-
 if __name__ == "__main__":
+    # not at the top: engine_main imports this module
+    from reference_impl.engine_main import main
+
     sys.exit(main())
