@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One asyncio event loop (uvloop unless ``cluster.event_loop`` says
-``asyncio`` or uvloop is not installed: see ``event_loop_name``) runs
+``asyncio`` or uvloop is not installed: see ``gateway_main``) runs
 everything: the two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2;
 ``http_door``: aiohttp), the UDP sockets of the pipeline, and a 10 ms timer.
 All decisions are made by ``core.gateway_book.GatewayBook``; this module
@@ -32,34 +32,22 @@ only moves bytes and clocks in and out of it.
   datagram, not per drain: an answer never waits behind unrelated datagrams.
 - Admin (UDP ``admin_port``): ``health``, ``digest``, ``stages [N]``.
 
-Garbage collection: the gateway keeps every journal entry (replay) and order,
-so its heap only grows, and CPython's full collections scan all of it: about
-100 ms per pause after 20k orders, every order in flight waiting behind it.
-``freeze_gc_survivors`` moves what survives the young generations into the
-permanent generation (``gc.freeze``), so a full collection scans only what is
-new. The cost: cyclic garbage that outlives two young collections is kept
-(the long-lived state is acyclic; refcounting still frees the rest).
-
-Incarnation: a u32 that grows with every start of this gateway id, so the
-sequencer tells a restarted gateway's request seqs from the old ones':
-``max(unix seconds, previous + 1)``, the previous value kept in
-``<run-dir>/gateway-<id>.incarnation``. It also names the SoupBinTCP session,
+The process around this (command line, event loop, garbage collector) is
+``gateway_main``'s, and so is the incarnation passed in: a u32 that grows
+with every start of this gateway id. It also names the SoupBinTCP session,
 since outbound numbering restarts with the process.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
 import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from reference_impl import node, transport
-from reference_impl.config import HOST, ClusterConfig, ConfigError
+from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.gateway_book import Answer, Forward, GatewayBook, Released, Stages
@@ -74,31 +62,15 @@ STAGES_MAX = 400  #: keeps the admin reply inside one datagram (~110 bytes a row
 Subscriber = Callable[[Outbound], None]
 
 
-def next_incarnation(run_dir: Path, gateway_id: int, now_s: int) -> int:
-    """``max(now_s, previous + 1)`` as a u32, remembered in the run directory."""
-    path = run_dir / f"gateway-{gateway_id}.incarnation"
-    try:
-        previous = int(path.read_text().strip())
-    except (OSError, ValueError):
-        previous = 0
-    inc = max(now_s, previous + 1) & 0xFFFF_FFFF
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{inc}\n")
-    except OSError:
-        pass
-    return inc
-
-
 class GatewayNode:
     """Sockets, timers and subscribers around one ``GatewayBook``."""
 
-    def __init__(self, cfg: ClusterConfig, gateway_id: int, run_dir: Path,
+    def __init__(self, cfg: ClusterConfig, gateway_id: int, incarnation: int,
                  request_timeout_s: float = REQUEST_TIMEOUT_S,
                  ouch_idle_timeout_s: float = 15.0) -> None:
         self.cfg = cfg
         self.gw = cfg.gateway(gateway_id)
-        self.incarnation = next_incarnation(run_dir, gateway_id, int(time.time()))
+        self.incarnation = incarnation
         self.session = str(self.incarnation)
         self.request_timeout_s = request_timeout_s
         self.ouch_idle_timeout_s = ouch_idle_timeout_s
@@ -382,78 +354,8 @@ class GatewayNode:
             self.close(loop)
 
 
-def _freeze_after_young(phase: str, info: dict) -> None:
-    if phase == "stop" and info["generation"] == 1:
-        gc.freeze()  # the survivors would go to generation 2: make them permanent
-
-
-def freeze_gc_survivors() -> None:
-    """Start-up objects and, from now on, every survivor of a generation-1 collection are frozen."""
-    gc.collect()
-    gc.freeze()
-    if _freeze_after_young not in gc.callbacks:
-        gc.callbacks.append(_freeze_after_young)
-
-
-def _extra(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--id", type=int, default=1, help="gateway id in the config (default 1)")
-    parser.add_argument("--request-timeout-s", type=float, default=REQUEST_TIMEOUT_S,
-                        help="HTTP: answer 504 (outcome unknown) after this long")
-    parser.add_argument("--ouch-idle-timeout-s", type=float, default=15.0,
-                        help="SoupBinTCP: drop a client silent this long (spec: 15 s)")
-
-
-async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    gw = GatewayNode(cfg, args.id, Path(args.run_dir), args.request_timeout_s,
-                     args.ouch_idle_timeout_s)
-    freeze_gc_survivors()
-    await gw.run(stop)
-
-
-def event_loop_name(choice: str) -> str:
-    """The loop ``cluster.event_loop`` asks for: ``uvloop`` or ``asyncio``.
-
-    uvloop (libuv underneath) costs the gateway about a sixth less CPU per
-    order than the standard loop; ``auto`` takes it when it is installed.
-    """
-    if choice == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        if choice == "uvloop":
-            raise ConfigError("cluster.event_loop", "uvloop is not installed") from None
-        return "asyncio"
-    return "uvloop"
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible gateway: OUCH and HTTP doors, ack gate, backpressure.",
-                           argv, _extra)
-    cfg = node.load_config(args)
-    try:
-        cfg.gateway(args.id)
-        loop_name = event_loop_name(cfg.event_loop)
-    except Exception as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    try:
-        if loop_name == "uvloop":
-            import uvloop
-            uvloop.run(_main(args, cfg))
-        else:
-            asyncio.run(_main(args, cfg))
-    except OSError as exc:  # a port in use, most likely
-        print(f"gateway {args.id}: cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
+    # not at the top: gateway_main imports this module
+    from reference_impl.gateway_main import main
+
     sys.exit(main())
