@@ -2,9 +2,11 @@
 
 ``HttpSession`` is one keep-alive HTTP connection that hands back status,
 headers and raw body (``basic_auth`` builds its credentials, ``json_of``
-reads a body that may not be JSON); ``OuchSession`` is a bare SoupBinTCP 3.0
-client that sends packets or raw bytes and reads packets or EOF. A SUT
-without the door is ``N/A`` (``http_address``, ``ouch_address``).
+reads a body that may not be JSON; ``valid_order_roundtrip`` sends one valid
+order through it); ``RawHttp`` writes raw request bytes (or garbage on a
+connection of its own) and reads only the status; ``OuchSession`` is a bare
+SoupBinTCP 3.0 client that sends packets or raw bytes and reads packets or
+EOF. A SUT without the door is ``N/A`` (``http_address``, ``ouch_address``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,64 @@ def json_of(data: bytes) -> Any:
         return json.loads(data)
     except ValueError:
         return None
+
+
+class RawHttp:
+    """One keep-alive socket; a new one whenever the server closes."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.sock: socket.socket | None = None
+
+    def exchange(self, data: bytes, method: str) -> int | None:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=3.0)
+        try:
+            self.sock.sendall(data)
+            resp = http.client.HTTPResponse(self.sock, method=method)
+            resp.begin()
+            resp.read()
+            if resp.will_close:
+                self.close()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return None
+
+    def garbage(self, data: bytes) -> None:
+        """Raw bytes on a fresh connection, then EOF; read until the server closes."""
+        with socket.create_connection(self.address, timeout=3.0) as sock:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def valid_order_roundtrip(sut: Sut, token: str) -> tuple[int, list]:
+    """One valid order through the HTTP door: ``(status, outputs)`` (0 and the error if none)."""
+    account, password = next(iter(sut.accounts().items()))
+    symbol = next(iter(sut.instruments()), "ACME")
+    session = HttpSession(*http_address(sut), timeout_s=5.0)
+    try:
+        status, _, data = session.request(
+            "POST", "/v1/orders",
+            json.dumps({"token": token, "symbol": symbol, "side": "S", "qty": 1,
+                        "price": 10_000 * sut.instruments().get(symbol, 100)}).encode(),
+            {"Authorization": basic_auth(account, password),
+             "Content-Type": "application/json"})
+    except OSError as exc:
+        return 0, [str(exc)]
+    finally:
+        session.close()
+    return status, (json_of(data) or {}).get("outputs", [])
 
 
 # ------------------------------------------------------------------ OUCH / SoupBinTCP

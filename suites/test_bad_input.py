@@ -22,207 +22,32 @@ shrinking: a frame is judged by the door's answer, not by an assertion):
 After each door's run the component must still serve: the door answers a
 valid order (HTTP, OUCH) or the sequencer answers ``health`` and a
 re-request for seq 1 (re-request port).
+
+The three doors share one SUT, fuzzed in this order (the re-request for
+seq 1 needs what the doors before it sequenced). The strategies, the
+generation-only driver and the verdict are in ``_fuzz``; the raw HTTP
+client in ``_doors``.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import socket
 import time
 
 import _support as s
 import pytest
-from _doors import (
-    HttpSession,
-    OuchSession,
-    basic_auth,
-    http_address,
-    json_of,
-    ouch_address,
-)
-from hypothesis import HealthCheck, Phase, assume, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
+from _doors import OuchSession, RawHttp, http_address, ouch_address, valid_order_roundtrip
+from _fuzz import frames_wanted, fuzz, http_requests, judge, ouch_frames, rerequests, sequenced
 
-from harness.checkers import Verdict
 from reference_impl.core import mold_codec, ouch_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted
-
-ORDER_VERBS = {("POST", "orders"), ("DELETE", "order"), ("POST", "replace")}
 
 
 @pytest.fixture(scope="module")
 def fuzz_sut(sut_name, seed, profile, tmp_path_factory):
     with s.open_sut(sut_name, tmp_path_factory.mktemp("bad_input"), seed, profile) as sut:
         yield sut
-
-
-def frames_wanted(profile: dict) -> int:
-    return int(profile.get("fuzz_frames_per_door", 2000))
-
-
-def fuzz(strategy, count: int, seed: int, on_example) -> None:
-    """Feed ``count`` generated examples to ``on_example`` (generation only, seeded)."""
-
-    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @hypothesis_seed(seed)
-    @given(strategy)
-    def run(example):
-        on_example(example)
-
-    run()
-
-
-def sequenced(sut) -> int | None:
-    head = s.sequenced_head(sut)
-    if head is None and sut.offers("journal"):
-        head = len(sut.journal() or [])
-    return head
-
-
-def judge(rid: str, frames: int, wanted: int, problems: list[str], evidence: dict,
-          summary: str) -> None:
-    evidence.update(frames=frames, frames_wanted=wanted)
-    if problems:
-        s.judge(Verdict.failed(rid, "; ".join(problems), evidence))
-    if frames < wanted:
-        s.judge(Verdict.unknown(rid, f"only {frames} of {wanted} frames were generated",
-                                evidence))
-    s.judge(Verdict.passed(rid, summary, evidence))
-
-
-# ------------------------------------------------------------------ HTTP
-
-
-def json_values():
-    scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | \
-        st.floats(allow_nan=False) | st.text(max_size=20)
-    return st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) |
-                        st.dictionaries(st.text(max_size=10), kids, max_size=4), max_leaves=8)
-
-
-@st.composite
-def broken_orders(draw, symbols: list[str]):
-    order = {"token": draw(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1,
-                                   max_size=16)),
-             "symbol": draw(st.sampled_from(symbols + ["", "acme", "TOOLONGSYMBOL"])),
-             "side": draw(st.sampled_from(["B", "S", "X", "b"])),
-             "qty": draw(st.integers(-5, 2**40)), "price": draw(st.integers(-5, 2**40)),
-             "ord_type": draw(st.sampled_from(["limit", "market", "stop"])),
-             "tif": draw(st.sampled_from(["DAY", "IOC", "FOK", "GTC"]))}
-    key = draw(st.sampled_from(sorted(order) + ["extra"]))
-    action = draw(st.sampled_from(["drop", "replace"]))
-    if action == "drop":
-        order.pop(key, None)
-    else:
-        order[key] = draw(json_values())
-    return order
-
-
-@st.composite
-def http_requests(draw, accounts: dict[str, str], symbols: list[str]):
-    """``(raw bytes, method, kind)``; kind names the order verb the route is (or None)."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.binary(min_size=1, max_size=300)), "RAW", None
-    method = draw(st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"]) |
-                  st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8))
-    token = draw(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%._-~", min_size=0, max_size=20))
-    route = draw(st.sampled_from(["orders", "order", "replace", "health", "list", "other"]))
-    path = {"orders": "/v1/orders", "order": f"/v1/orders/{token}",
-            "replace": f"/v1/orders/{token}/replace", "health": "/v1/health",
-            "list": "/v1/orders?state=" + token,
-            "other": "/" + draw(st.text(st.characters(min_codepoint=33, max_codepoint=126),
-                                        max_size=40))}[route]
-    if route == "order" and draw(st.booleans()):
-        path += "?qty=" + draw(st.text("0123456789-x", max_size=8))
-    assume(not path.startswith("/v1/events"))  # an SSE stream never ends
-    account, password = draw(st.sampled_from(sorted(accounts.items())))
-    auth = draw(st.sampled_from(["valid", "wrong", "none", "garbage"]))
-    headers = []
-    if auth == "valid":
-        headers.append("Authorization: " + basic_auth(account, password))
-    elif auth == "wrong":
-        headers.append("Authorization: " + basic_auth(account, password + "!"))
-    elif auth == "garbage":
-        headers.append("Authorization: " + draw(st.text(st.characters(min_codepoint=32,
-                                                                       max_codepoint=126),
-                                                        max_size=30)))
-    shape = draw(st.sampled_from(["order", "json", "bytes", "none"]))
-    if shape == "order":
-        body = json.dumps(draw(broken_orders(symbols))).encode()
-    elif shape == "json":
-        body = json.dumps(draw(json_values())).encode()
-    elif shape == "bytes":
-        body = draw(st.binary(max_size=200))
-    else:
-        body = b""
-    if body:
-        headers.append("Content-Type: " + draw(st.sampled_from(
-            ["application/json", "text/plain", "application/x-www-form-urlencoded"])))
-    headers.append(f"Content-Length: {len(body)}")
-    head = f"{method} {path} HTTP/1.1\r\nHost: fuzz\r\n" + "".join(h + "\r\n" for h in headers)
-    kind = route if (method, route) in ORDER_VERBS and auth == "valid" else None
-    return head.encode("latin-1") + b"\r\n" + body, method, kind
-
-
-class RawHttp:
-    """One keep-alive socket; a new one whenever the server closes."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
-        self.sock: socket.socket | None = None
-
-    def exchange(self, data: bytes, method: str) -> int | None:
-        if self.sock is None:
-            self.sock = socket.create_connection(self.address, timeout=3.0)
-        try:
-            self.sock.sendall(data)
-            resp = http.client.HTTPResponse(self.sock, method=method)
-            resp.begin()
-            resp.read()
-            if resp.will_close:
-                self.close()
-            return resp.status
-        except (OSError, http.client.HTTPException):
-            self.close()
-            return None
-
-    def garbage(self, data: bytes) -> None:
-        """Raw bytes on a fresh connection, then EOF; read until the server closes."""
-        with socket.create_connection(self.address, timeout=3.0) as sock:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-                while sock.recv(65536):
-                    pass
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-
-def valid_order_roundtrip(sut, token: str) -> tuple[int, list]:
-    account, password = next(iter(sut.accounts().items()))
-    symbol = next(iter(sut.instruments()), "ACME")
-    session = HttpSession(*http_address(sut), timeout_s=5.0)
-    try:
-        status, _, data = session.request(
-            "POST", "/v1/orders",
-            json.dumps({"token": token, "symbol": symbol, "side": "S", "qty": 1,
-                        "price": 10_000 * sut.instruments().get(symbol, 100)}).encode(),
-            {"Authorization": basic_auth(account, password),
-             "Content-Type": "application/json"})
-    except OSError as exc:
-        return 0, [str(exc)]
-    finally:
-        session.close()
-    return status, (json_of(data) or {}).get("outputs", [])
 
 
 @pytest.mark.requirement("bad_input.http_door",
@@ -280,38 +105,6 @@ def test_fuzz_http_door(fuzz_sut, seed, profile):
     judge("bad_input.http_door", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed requests: no 5xx, only the {counts['order_200']} "
           "well-formed order requests sequenced; a valid order still accepted")
-
-
-# ------------------------------------------------------------------ OUCH
-
-
-def not_ouch(payload: bytes) -> bool:
-    try:
-        ouch_codec.decode_inbound(payload)
-    except (DecodeError, ValueError):
-        return True
-    return False
-
-
-@st.composite
-def ouch_frames(draw):
-    """``(login first?, bytes)``: garbage before login, or bad packets after one."""
-    mode = draw(st.sampled_from(["prelogin", "packet", "unsequenced", "unsequenced-typed"]))
-    if mode == "prelogin":
-        return False, draw(st.binary(min_size=1, max_size=120))
-    if mode == "packet":
-        ptype = draw(st.binary(min_size=1, max_size=1))
-        payload = draw(st.binary(max_size=80))
-        length = draw(st.sampled_from([len(payload) + 1, len(payload) + 1,
-                                       draw(st.integers(0, 0xFFFF))]))
-        return True, length.to_bytes(2, "big") + ptype + payload
-    if mode == "unsequenced-typed":
-        payload = draw(st.sampled_from([b"O", b"U", b"X"])) + draw(st.binary(max_size=60))
-    else:
-        payload = draw(st.binary(min_size=0, max_size=100))
-    assume(not_ouch(payload))
-    return True, (len(payload) + 1).to_bytes(2, "big") + b"U" + payload
-
 
 @pytest.mark.requirement("bad_input.ouch_door",
                          title="fuzzed SoupBinTCP/OUCH frames: the door keeps serving, "
@@ -383,19 +176,6 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     judge("bad_input.ouch_door", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed frames, each connection closed by the server, nothing "
           "sequenced; a valid order still accepted")
-
-
-# ------------------------------------------------------------------ re-request port
-
-
-@st.composite
-def rerequests(draw, session: bytes):
-    if draw(st.booleans()):
-        return draw(st.binary(min_size=0, max_size=64))
-    sess = draw(st.sampled_from([session, b"WRONGSESSN", b"\x00" * 10]) |
-                st.binary(min_size=10, max_size=10))
-    return sess + draw(st.integers(0, 2**64 - 1)).to_bytes(8, "big") + \
-        draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
 
 
 @pytest.mark.requirement("bad_input.rerequest_port",
