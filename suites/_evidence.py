@@ -1,7 +1,8 @@
 """Evidence for the checkers, read from a SUT: its sequenced input, digests and outputs.
 
 ``wal_records`` / ``sequenced_messages`` read the sequenced input (the raw
-WAL, else the journal), ``engine_digests`` each engine's digest, and
+WAL, else the journal), ``wal_orders`` the orders in it (what survived a
+fault), ``engine_digests`` each engine's digest, and
 ``published_outputs`` every output stream on the bus. Everything here
 gathers evidence; nothing judges it.
 """
@@ -13,7 +14,8 @@ import socket
 
 from _support import engines, na, safe_digest
 
-from harness.sut.base import Sut
+from harness.checkers.zero_loss import wal_orders_from_records
+from harness.sut.base import Sut, journal_orders
 from reference_impl.core import mold_codec, output_codec, sequenced_codec
 from reference_impl.core.messages import Sequenced
 from reference_impl.core.replay_format import (
@@ -29,6 +31,14 @@ def wal_records(sut: Sut) -> list[tuple[int, bytes]]:
     if raw is not None:
         return list(raw())
     return [(m.seq, sequenced_codec.encode(m)) for m in journal_messages(sut)]
+
+
+def wal_orders(sut: Sut) -> set:
+    """``(account, token)`` of every order in the surviving journal."""
+    raw = getattr(sut, "wal_records", None)
+    if raw is not None:
+        return wal_orders_from_records(raw())
+    return journal_orders(sut.journal() or [])
 
 
 def journal_messages(sut: Sut) -> list[Sequenced]:

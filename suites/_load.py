@@ -3,7 +3,8 @@
 ``Load`` runs HTTP workers that draw from one seeded flow, each request
 recorded in the run's ``History`` as invoke then ok / fail / info, paced by
 a schedule fixed in advance (the profile's ``load.rate_per_s``, ``rate``).
-``workload`` builds the flow for a SUT's symbols and accounts.
+``workload`` builds the flow for a SUT's symbols and accounts;
+``start_fault_load`` runs a trial's load with room for a fault in its middle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from harness.history import History
 from harness.sut.base import Sut
 from harness.workload import OrderFlow, WorkloadSpec
 from reference_impl.core.messages import Cancel, NewOrder, OrdType, Replace, Side, Tif
+
+FAULT_WINDOW_S = 1.5  #: the load keeps issuing this long after the fault (``start_fault_load``)
 
 
 def order_request(account: str, body: Any) -> tuple[str, str, str, dict | None, dict]:
@@ -180,6 +183,24 @@ class Load:
         if self._thread is not None:
             self._thread.join(timeout_s)
         return self.stats
+
+
+def start_fault_load(sut: Sut, history: History, flow: OrderFlow, orders: int,
+                     rate_per_s: float | None, first_process: int) -> tuple[LoadStats, Load]:
+    """Send two thirds of ``orders``, start the rest; return once a quarter of the rest is out.
+
+    The caller's fault then lands in the middle of the load, which keeps
+    issuing for ``FAULT_WINDOW_S``. Returns the first part's stats and the
+    running ``Load`` (``join()`` it for the rest's). Four workers each; the
+    second part's are processes ``first_process ..``.
+    """
+    first = orders * 2 // 3
+    before = Load(sut, history, flow, workers=4, rate_per_s=rate_per_s).run(first)
+    load = Load(sut, history, flow, workers=4, first_process=first_process,
+                rate_per_s=rate_per_s)
+    load.start(orders - first, duration_s=FAULT_WINDOW_S)
+    load.wait_sent((orders - first) // 4)
+    return before, load
 
 
 def acked_count(history: History, since: int = 0) -> int:

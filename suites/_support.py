@@ -223,6 +223,14 @@ def fold(verdicts: list[Verdict], requirement: str) -> Verdict:
     return v
 
 
+def fold_trials(verdicts: list[Verdict], requirement: str) -> Verdict:
+    """``fold`` the trials' verdicts; each trial's evidence, status and summary under ``trials``."""
+    v = fold(verdicts, requirement)
+    v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
+                            for p in verdicts]
+    return v
+
+
 def judge(verdict: Verdict) -> Verdict:
     """Record the verdict as the running test's evidence, then pass / fail / skip it."""
     try:

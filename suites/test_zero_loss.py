@@ -1,8 +1,8 @@
-"""Zero acknowledged loss: every acknowledged order survives kill -9, torn logs and power-off.
+"""Zero acknowledged loss: every acknowledged order survives kill -9 and a damaged WAL.
 
-One SUT for the kill and torn-tail trials (the profile's durability policy);
-each power-off trial gets its own SUT whose data dirs sit on the lossy FUSE
-filesystem from the start.
+One SUT (the profile's durability policy) serves the kill and WAL trials,
+in this order. Power-off, whose SUTs sit on the lossy filesystem, is in
+``test_zero_loss_power``; the WAL surgery is in ``_wal_faults``.
 
 - **kill -9 under load** (secondary, logger, gateway). A seeded load runs;
   once most of the trial's ``orders_per_trial`` are sent (at least
@@ -23,17 +23,10 @@ filesystem from the start.
   would drop durable records (``check_corrupt_middle_refused``). The WAL is
   then put back and the logger restarted. Scheduled when the profile lists
   ``bitflip-wal-middle`` or ``bitflip-wal-tail``.
-- **power-off** (lossy filesystem; UNKNOWN with the reason where FUSE is
-  unavailable): every process is killed and every write never fsynced is
-  dropped. Under ``fsync`` no acknowledged order may be lost. Under
-  ``replicated`` acks do not wait for fsync, so a power loss can lose them:
-  that requirement FAILS naming the policy, whatever this trial happened to
-  lose (full profile only).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,55 +34,24 @@ from pathlib import Path
 import _support as s
 import pytest
 from _doors import HttpSession, basic_auth, http_address, json_of
-from _load import Load, rate, workload
+from _evidence import wal_orders
+from _load import Load, rate, start_fault_load, workload
+from _wal_faults import corrupt_tail, flip_middle, intact_seqs
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
-from harness.checkers.zero_loss import check_corrupt_middle_refused, wal_orders_from_records
-from harness.sut.base import SutError, journal_orders
-from reference_impl.core import wal_codec
-from reference_impl.wal_reader import WalReader, list_segments
+from harness.checkers.zero_loss import check_corrupt_middle_refused
+from harness.sut.base import SutError
+from reference_impl.wal_reader import list_segments
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
-FAULT_WINDOW_S = 1.5  #: the load keeps issuing this long after the kill
 RECOVER_WAIT_S = 10.0
 TAIL_ORDERS = 40
-
-
-def pytest_generate_tests(metafunc):
-    """Power-off policies: ``fsync`` always; ``replicated`` (expected to lose) in full runs."""
-    if "power_policy" not in metafunc.fixturenames:
-        return
-    policies = ["fsync"]
-    try:
-        from harness.certify_plugin import RUN_KEY
-
-        prof = metafunc.config.stash[RUN_KEY].profile
-    except (ImportError, KeyError):
-        prof = {}
-    wanted = prof.get("power_off_policies")
-    if wanted:
-        policies = list(wanted)
-    elif "full" in str(prof.get("name", "")):
-        policies = ["fsync", "replicated"]
-    metafunc.parametrize("power_policy", [
-        pytest.param(p, id=p, marks=pytest.mark.requirement(
-            f"zero_loss.power_off.{p}",
-            title=f"power-off under durability '{p}' loses no acknowledged order"))
-        for p in policies])
 
 
 @pytest.fixture(scope="module")
 def zl_sut(sut_name, seed, profile, tmp_path_factory):
     with s.open_sut(sut_name, tmp_path_factory.mktemp("zero_loss"), seed, profile) as sut:
         yield sut
-
-
-def wal_orders(sut) -> set:
-    """``(account, token)`` of every order in the surviving journal."""
-    raw = getattr(sut, "wal_records", None)
-    if raw is not None:
-        return wal_orders_from_records(raw())
-    return journal_orders(sut.journal() or [])
 
 
 def recovered_orders(sut, expect: set) -> dict:
@@ -129,11 +91,7 @@ def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verd
     min_acked = int(profile.get("min_acked", 100))
     since = len(history.ops)
     flow = workload(sut, seed * 31 + trial, profile, prefix=f"K{trial}{role[:2].upper()}")
-    first = orders * 2 // 3
-    before = Load(sut, history, flow, workers=4, rate_per_s=rate(profile)).run(first)
-    load = Load(sut, history, flow, workers=4, first_process=10, rate_per_s=rate(profile))
-    load.start(orders - first, duration_s=FAULT_WINDOW_S)
-    load.wait_sent((orders - first) // 4)  # the fault lands in the middle of the load
+    before, load = start_fault_load(sut, history, flow, orders, rate(profile), first_process=10)
     with s.fault(history, fault, component=name, trial=trial):
         sut.kill(name)
         after = load.join()
@@ -169,48 +127,10 @@ def test_kill_under_load(zl_sut, history, profile, seed, fault):
         s.na(f"profile {profile.get('name')} does not schedule {fault}")
     verdicts = [kill_trial(zl_sut, history, profile, seed, fault, t + 1)
                 for t in range(int(profile.get("trials", 1)))]
-    v = s.fold(verdicts, rid)
-    v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
-                            for p in verdicts]
-    s.judge(v)
+    s.judge(s.fold_trials(verdicts, rid))
 
 
 # ------------------------------------------------------------------ torn tail
-
-
-def corrupt_tail(directory: Path, how: str) -> dict:
-    """Cut short (``torn``) or flip one bit of (``bitflip``) the last record of the last segment."""
-    _first, path = list_segments(directory)[-1]
-    data = path.read_bytes()
-    res = wal_codec.scan(data)
-    if not res.records:
-        return {"segment": path.name, "records": 0}
-    last = res.records[-1]
-    size = wal_codec.HEADER_SIZE + len(last.payload)
-    if how == "torn":
-        cut = last.offset + wal_codec.HEADER_SIZE + len(last.payload) // 2
-        os.truncate(path, cut)
-        done = {"truncated_at": cut}
-    else:
-        at = last.offset + wal_codec.HEADER_SIZE + len(last.payload) // 2
-        with open(path, "r+b") as f:
-            f.seek(at)
-            byte = f.read(1)[0]
-            f.seek(at)
-            f.write(bytes([byte ^ 0x10]))
-        done = {"flipped_byte_at": at}
-    return {"segment": path.name, "last_seq": last.seq, "record_offset": last.offset,
-            "record_bytes": size, **done}
-
-
-def intact_seqs(directory: Path) -> list[int]:
-    """Seqs of the records in front of the first defect (CRC checked)."""
-    seqs = []
-    for _first, _path, res in WalReader(directory).iter_segments():
-        seqs += [r.seq for r in res.records]
-        if res.error is not None:
-            break
-    return seqs
 
 
 @pytest.mark.parametrize("how", [
@@ -258,31 +178,6 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
 
 
 # ------------------------------------------------------------ mid-segment bit flip
-
-
-def flip_middle(directory: Path) -> dict:
-    """Flip one bit inside a record in the middle of the last segment (intact records follow).
-
-    Returns what was done, with the segment's original bytes under
-    ``"original"`` so the trial can put the WAL back afterwards.
-    """
-    _first, path = list_segments(directory)[-1]
-    data = path.read_bytes()
-    res = wal_codec.scan(data)
-    if len(res.records) < 3:
-        return {"segment": path.name, "records": len(res.records), "records_after": 0,
-                "path": path, "original": None}
-    i = len(res.records) // 2
-    rec = res.records[i]
-    at = rec.offset + wal_codec.HEADER_SIZE + len(rec.payload) // 2
-    with open(path, "r+b") as f:
-        f.seek(at)
-        byte = f.read(1)[0]
-        f.seek(at)
-        f.write(bytes([byte ^ 0x10]))
-    return {"segment": path.name, "records": len(res.records), "flipped_seq": rec.seq,
-            "record_offset": rec.offset, "flipped_byte_at": at,
-            "records_after": len(res.records) - i - 1, "path": path, "original": data}
 
 
 @pytest.mark.requirement(
@@ -342,75 +237,3 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
                       recovery=recovery, start_error=start_error)
     s.judge(v)
 
-
-# ------------------------------------------------------------------ power-off
-
-
-def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str,
-                    trial: int) -> Verdict:
-    """One SUT on the lossy filesystem, loaded, then powered off; its surviving WAL judged."""
-    from harness.nemesis.power import LossyFsError, LossyMount, power_off
-
-    orders = int(profile["orders_per_trial"])
-    with s.open_sut(sut_name, run_dir, seed + trial, profile, start=False,
-                    durability=policy) as sut:
-        s.require_features(sut, "power_off")
-        if sut.durability != policy:
-            s.na(f"{sut.name} runs policy {sut.durability}, not {policy}")
-        mounts = []
-        try:
-            for d in sut.data_dirs().values():
-                Path(d).mkdir(parents=True, exist_ok=True)
-                mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}").mount())
-            s.start_sut(sut)
-            since = len(history.ops)
-            flow = workload(sut, seed * 41 + trial, profile,
-                              prefix=f"P{trial}{policy[0].upper()}")
-            first = orders * 2 // 3
-            before = Load(sut, history, flow, workers=4, rate_per_s=rate(profile)).run(first)
-            load = Load(sut, history, flow, workers=4, first_process=20,
-                          rate_per_s=rate(profile))
-            load.start(orders - first, duration_s=FAULT_WINDOW_S)
-            load.wait_sent((orders - first) // 4)
-            with s.fault(history, "power-off", policy=policy, trial=trial) as window:
-                crash = power_off(mounts, list(sut.components().values()))
-                window["discarded"] = [{k: c.get(k) for k in ("files", "bytes_discarded")}
-                                       for c in crash]
-            after = load.join()
-        except LossyFsError as exc:
-            s.unknown(f"the lossy filesystem failed: {exc}")
-        finally:
-            for m in mounts:
-                if m.mounted:
-                    m.unmount()
-        surviving = wal_orders(sut)
-    v = check_zero_acked_loss(s.sub_history(history, since), surviving, None,
-                              min_acked=int(profile.get("min_acked", 100)), policy=policy,
-                              requirement=f"zero_loss.power_off.{policy}.trial{trial}")
-    v.evidence.update(load_before=before.as_dict(), load_during=after.as_dict(),
-                      wal_orders=len(surviving), crash=window.get("discarded"))
-    return v
-
-
-def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_policy):
-    """power-off (unsynced writes dropped) loses no acknowledged order"""
-    rid = f"zero_loss.power_off.{power_policy}"
-    if "power-off" not in profile.get("faults", ["power-off"]):
-        s.na(f"profile {profile.get('name')} does not schedule power-off")
-    from harness.nemesis.power import fuse_available
-
-    ok, why = fuse_available()
-    if not ok:
-        s.unknown(f"power-off needs the lossy FUSE filesystem: {why}")
-    verdicts = [power_off_trial(sut_name, seed, profile, history,
-                                tmp_path_factory.mktemp(f"power_off_{power_policy}"),
-                                power_policy, t + 1)
-                for t in range(int(profile.get("trials", 1)))]
-    v = s.fold(verdicts, rid)
-    v.evidence["trials"] = [p.evidence | {"status": p.status, "summary": p.summary}
-                            for p in verdicts]
-    if power_policy == "replicated" and v.status != "fail":
-        v = Verdict.failed(rid, "durability policy 'replicated' acknowledges before fsync, so a "
-                           "power-off can lose acknowledged orders; the seed asks that none is "
-                           f"ever lost (this run: {v.summary})", v.evidence)
-    s.judge(v)
