@@ -96,6 +96,8 @@ def check_ports(cfg: config_mod.ClusterConfig, offset: int) -> list[int]:
     for port in ports:
         for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             with socket.socket(socket.AF_INET, kind) as s:
+                if kind == socket.SOCK_STREAM:  # as the doors bind: the last run's TIME_WAIT is fine
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind((HOST, port))
                 except OSError as exc:
