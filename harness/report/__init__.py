@@ -23,7 +23,7 @@ from harness.history import Op, fault_windows
 from harness.report import samples as samples_mod
 from harness.report.schema import SCHEMA_VERSION, TestOutcome, build_report, dump, load, validate
 
-__all__ = ["SCHEMA_VERSION", "TestOutcome", "build_report", "kit_version", "load", "make_run_dir",
+__all__ = ["SCHEMA_VERSION", "TestOutcome", "build_report", "kit_commit", "kit_version", "load", "make_run_dir",
            "new_run_id", "point_latest", "utc_now", "validate", "write_run"]
 
 FIXED_ARTEFACTS = {"html": "report.html", "history": "history.jsonl", "hardware": "hardware.json",
@@ -74,6 +74,28 @@ def kit_version() -> str:
         return version("exchange-crucible")
     except Exception:  # noqa: BLE001 - not installed: a source checkout
         return "unknown"
+
+
+def kit_commit() -> str | None:
+    """The kit checkout's git commit, ``+dirty`` if it has local changes; None outside git.
+
+    The package version does not change per commit, but a seed reproduces
+    the fuzz frames only on the same code (docs/suites.md): the commit says
+    which code ran.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _relative(run_dir: Path, path: str | Path) -> str | None:
@@ -127,7 +149,8 @@ def write_run(run_dir: str | Path, *, run_id: str, started: str, seed: int,
         run_id=run_id, started=started, finished=utc_now(), seed=seed, profile=profile, sut=sut,
         durability_policy=durability_policy, outcomes=outcomes, hardware=machine,
         hardware_match=match, artefacts=artefacts, latency=latency, faults=faults,
-        pytest_exit_code=pytest_exit_code, pytest_args=pytest_args, kit_version=kit_version())
+        pytest_exit_code=pytest_exit_code, pytest_args=pytest_args, kit_version=kit_version(),
+        kit_commit=kit_commit())
     problems = validate(report)
     if problems:  # a bug in the kit, not in the SUT: say so loudly
         raise AssertionError("report.json would break its own schema: " + "; ".join(problems))

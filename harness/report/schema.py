@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.checkers.verdict import FAIL, NA, PASS, STATUSES, UNKNOWN, Verdict, combine
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 EXIT_CODES = {PASS: 0, NA: 0, FAIL: 1, UNKNOWN: 2}
 PYTEST_COMPLETE = {0: "all tests passed", 1: "some tests failed", 5: "no tests were collected"}
 PYTEST_EXIT_NAMES = {2: "interrupted", 3: "internal error", 4: "usage error"}
@@ -138,7 +138,7 @@ def build_report(*, run_id: str, started: str, finished: str, seed: int,
                  latency: Mapping[str, Any] | None = None,
                  faults: Sequence[Mapping[str, Any]] = (),
                  pytest_exit_code: int = 0, pytest_args: Sequence[str] = (),
-                 kit_version: str = "unknown") -> dict[str, Any]:
+                 kit_version: str = "unknown", kit_commit: str | None = None) -> dict[str, Any]:
     rows = requirement_rows(outcomes)
     status, summary = overall(rows, pytest_exit_code)
     return {
@@ -161,7 +161,7 @@ def build_report(*, run_id: str, started: str, finished: str, seed: int,
         "latency": dict(latency or {}),
         "faults": [dict(f) for f in faults],
         "pytest": {"exit_code": pytest_exit_code, "args": list(pytest_args)},
-        "kit": {"name": "exchange-crucible", "version": kit_version},
+        "kit": {"name": "exchange-crucible", "version": kit_version, "commit": kit_commit},
     }
 
 

@@ -120,7 +120,8 @@ def test_all_pass_with_na_exits_0_and_writes_the_run(tmp_path):
     run_dir = latest.resolve()
     assert os.readlink(latest) == run_dir.name == report["run_id"]
     assert run_dir.name.endswith("Z-s42") and len(run_dir.name) == len("20261125T101500Z-s42")
-    assert report["schema_version"] == "1.0" and report["seed"] == 42
+    assert report["schema_version"] == "1.1" and report["seed"] == 42
+    assert set(report["kit"]) == {"name", "version", "commit"}  # commit: see test_report
     assert report["verdict"] == "pass" and report["exit_code"] == 0
     assert statuses(report) == {"kit.pass": "pass", "kit.trials": "pass", "kit.na": "n/a"}
     assert report["totals"] == {"pass": 2, "fail": 0, "unknown": 0, "n/a": 1, "total": 3}

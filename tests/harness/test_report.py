@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_overall_names_what_did_not_pass():
 
 def test_validate_catches_broken_reports(tmp_path):
     good = report_for([outcome("a", "r", "pass")])
-    assert good["schema_version"] == SCHEMA_VERSION == "1.0"
+    assert good["schema_version"] == SCHEMA_VERSION == "1.1"
     bad = json.loads(json.dumps(good))
     bad["requirements"][0]["status"] = "maybe"
     bad["exit_code"] = 1
@@ -244,3 +245,21 @@ def test_latest_is_a_relative_symlink_replaced_atomically(tmp_path):
     point_latest(results, b)
     assert os.readlink(results / "latest") == "b" and (results / "latest").resolve() == b.resolve()
     assert sorted(p.name for p in results.iterdir()) == ["a", "b", "latest"]  # no temp link left
+
+
+def test_kit_commit_names_the_checkout():
+    import re
+    import shutil
+    import subprocess
+
+    from harness.report import kit_commit
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        assert kit_commit() is None
+        return
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    commit = kit_commit()
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit) and commit.startswith(head)
