@@ -178,17 +178,22 @@ def table(paths: list[str]) -> str:
     """Markdown tables (latency, then per-stage split) of saved ``--json`` results."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
     head = ("| durability | rate/s | pipeline p50 / p99 / p99.9 / max (us) | chain p50 / p99 / "
-            "p99.9 (us) | ratio p50 / p99 | answered/s | others' CPU (vCPU) | file |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+            "p99.9 (us) | ratio p50 / p99 | chain+fdatasync p50 / p99 (us) | "
+            "ratio to it p50 / p99 | answered/s | others' CPU (vCPU) | file |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for p, r in zip(paths, runs):
         pl, ch = r["pipeline"]["latency"], r.get("chain", {}).get("latency", {})
         ra = r.get("ratio", {})
+        fl, rf = r.get("chain_fsync", {}).get("latency"), r.get("ratio_fsync_floor", {})
+        floor = (f"{fl['p50_us']:,.0f} / {fl['p99_us']:,.0f} | {rf.get('p50')} / {rf.get('p99')}"
+                 if fl else "- | -")
         cpu = r["pipeline"]["cpu"]
         lines.append(
             f"| {r['durability']} | {r['rate']:g} | {pl['p50_us']:,.0f} / {pl['p99_us']:,.0f} / "
             f"{pl['p99.9_us']:,.0f} / {pl['max_us']:,.0f} | "
             f"{ch.get('p50_us', 0):,.0f} / {ch.get('p99_us', 0):,.0f} / {ch.get('p99.9_us', 0):,.0f} | "
-            f"{ra.get('p50')} / {ra.get('p99')} | {r['pipeline'].get('throughput_per_s') or '-'} | "
+            f"{ra.get('p50')} / {ra.get('p99')} | {floor} | "
+            f"{r['pipeline'].get('throughput_per_s') or '-'} | "
             f"{cpu['others_s'] / cpu['wall_s']:.2f} | {Path(p).name} |")
     lines += ["", "| durability | rate/s | " + " | ".join(n for n, _, _ in SEGMENTS[:4]) +
               " | client->gw_in | gw_out->client | sampled |", "|---|---|" + "---|" * 7]

@@ -210,19 +210,31 @@ def _relay(sock: socket.socket, nxt: tuple[str, int]) -> None:
         sendto(recv(2048), nxt)
 
 
-def _syncing_relay(sock: socket.socket, nxt: tuple[str, int], path: str) -> None:
+def _sync_file(path: str) -> int:
+    """The syncing relay's file, preallocated as the WAL preallocates a segment, and synced.
+
+    Opened in the parent, so that a bad directory fails the run loudly
+    instead of killing a forked relay (which would only show as missing
+    replies).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, SYNC_FILE_BYTES)
+    except OSError:  # a filesystem without fallocate, as in wal.py
+        os.ftruncate(fd, SYNC_FILE_BYTES)
+    os.fsync(fd)
+    return fd
+
+
+def _syncing_relay(sock: socket.socket, nxt: tuple[str, int], fd: int) -> None:
     """A relay that makes messages durable before passing them on, as the WAL logger does.
 
     Group commit, like the logger: wait for one message, take every other one
     already queued, put them all down with one ``pwrite`` and one
-    ``fdatasync``, then send each on. The file is preallocated
-    (``posix_fallocate``) like a WAL segment and written front to back,
-    wrapping at its end, so a flush never changes the file's size.
+    ``fdatasync``, then send each on. The file (``_sync_file``) is written
+    front to back, wrapping before its end, so a flush never changes its size.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    os.posix_fallocate(fd, 0, SYNC_FILE_BYTES)
-    os.fsync(fd)
     recv, sendto, pwrite, fdatasync = sock.recv, sock.sendto, os.pwrite, os.fdatasync
     offset, wrap = 0, SYNC_FILE_BYTES // 2
     while True:
@@ -262,11 +274,12 @@ def run_chain(rate: float, duration_s: float, relays: int = 4, drain_s: float = 
     hops = [_udp() for _ in range(relays)]
     addrs = [s.getsockname() for s in hops] + [client.getsockname()]
     syncing = relays - 2 if sync_dir is not None and relays >= 2 else None
+    sync_path = os.path.join(sync_dir, f"relay{syncing + 1}.sync") if syncing is not None else ""
+    sync_fd = _sync_file(sync_path) if syncing is not None else -1
     procs = []
     for k in range(relays):
         if k == syncing:
-            path = os.path.join(sync_dir, f"relay{k + 1}.sync")
-            procs.append(ctx.Process(target=_syncing_relay, args=(hops[k], addrs[k + 1], path),
+            procs.append(ctx.Process(target=_syncing_relay, args=(hops[k], addrs[k + 1], sync_fd),
                                      daemon=True))
         else:
             procs.append(ctx.Process(target=_relay, args=(hops[k], addrs[k + 1]), daemon=True))
@@ -292,8 +305,9 @@ def run_chain(rate: float, duration_s: float, relays: int = 4, drain_s: float = 
             p.join(5)
         client.close()
         if syncing is not None:
+            os.close(sync_fd)
             try:
-                os.unlink(os.path.join(sync_dir, f"relay{syncing + 1}.sync"))
+                os.unlink(sync_path)
             except FileNotFoundError:
                 pass
     lat = loop.latencies()
@@ -358,13 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds (default 10, max 60)")
     ap.add_argument("--relays", type=int, default=4, help="relay processes (default 4: 5 hops)")
     ap.add_argument("--fsync-dir", metavar="DIR",
-                    help="the next-to-last relay fdatasyncs each message to a file in DIR first")
+                    help="the next-to-last relay group-commits what is queued (one pwrite, one "
+                         "fdatasync) to a file in DIR before passing it on")
     ap.add_argument("--json", metavar="OUT", help="write the summary as JSON")
     args = ap.parse_args(argv)
     if not 0 < args.duration <= MAX_DURATION_S:
         ap.error(f"--duration must be in (0, {MAX_DURATION_S:g}]")
     res = run_chain(args.rate, args.duration, args.relays, sync_dir=args.fsync_dir)
-    synced = f", relay {res['fdatasync_relay']} fdatasyncs" if res["fdatasync_relay"] else ""
+    synced = (f", relay {res['fdatasync_relay']} group-commits with fdatasync"
+              if res["fdatasync_relay"] else "")
     print(f"relay chain: {res['relays']} relays ({res['hops']} hops{synced}), {args.rate:g}/s for "
           f"{args.duration:g} s, sent {res['sent']}, missing {res['missing']}")
     print(format_line("chain latency", res["latency"]))

@@ -1,7 +1,9 @@
 """The engine node's admin commands: ``health``, ``digest``, ``checkpoints [AFTER_SEQ]``.
 
 Apart from ``engine_node`` because answering an operator or the harness only
-reads the agent's state, off the duty loop's per-message path; the reply
+reads the agent's state and is not part of the per-message path (it still
+runs in the duty loop, between turns: a ``digest`` hashes the whole state,
+about 3 ms on the standard books); the reply
 shapes and the limits that keep each reply in one datagram live here
 (docs/engine-node.md, "Admin commands").
 """

@@ -92,6 +92,17 @@ class InputCorrupt(RuntimeError):
     """A delivered input-stream message does not decode: this replica cannot go on."""
 
 
+def status_pace_ns(durability: str, primary: bool) -> int:
+    """How far apart this engine's statuses may be: 0 for one the ack gate waits on.
+
+    Under ``replicated`` the gateways' gate waits for the secondary's applied
+    seq (``AckGate`` takes any non-primary status for the secondary's), so it
+    reports after every turn. Any other status only feeds the backpressure
+    depth and names the primary, so it is paced to ``STATUS_PACE_NS``.
+    """
+    return 0 if durability == "replicated" and not primary else STATUS_PACE_NS
+
+
 class EngineAgent:
     """The duty cycle's state: engine, receiver, ring, tracker, sockets, counters."""
 
@@ -113,12 +124,8 @@ class EngineAgent:
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
-        # Under ``replicated`` the gateways' ack gate waits for the secondary's
-        # applied seq: it reports every turn. Any other status only feeds the
-        # backpressure depth and the primary's address, so it is paced.
-        self.pacer = node.StatusPacer(
-            0 if cfg.durability == "replicated" and not self.publishing else STATUS_PACE_NS,
-            self.heartbeat_ns)
+        self.pacer = node.StatusPacer(status_pace_ns(cfg.durability, self.primary),
+                                      self.heartbeat_ns)
         self.checkpoint_every = cfg.checkpoint_every
 
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)

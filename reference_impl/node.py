@@ -1,4 +1,4 @@
-"""What every node process shares: command line, admin endpoint, clean stop.
+"""What every node process shares: command line, admin endpoint, clean stop, status pacing.
 
 Each component runs alone as ``python -m reference_impl.<node> --config FILE``
 (multi-host use) or under the launcher. A node is stopped by SIGTERM/SIGINT,
@@ -100,10 +100,12 @@ class StatusPacer:
 
     A status that only feeds the gateways' backpressure depth need not follow
     every message: one per ``pace_ns`` spares them a datagram per order. A
-    status owed (the seq it reports moved) goes out once ``pace_ns`` has
-    passed since the last one, and ``wake_ns`` tells the duty loop when, so
-    the latest seq is never held back longer than that. ``pace_ns = 0`` sends
-    one after every turn that moved it.
+    status owed (the seq it reports moved) goes out on the first turn at least
+    ``pace_ns`` after the last one, and ``wake_ns`` tells the duty loop when to
+    wake for it, so it is held back about ``pace_ns`` plus the poll's own
+    rounding (epoll rounds a timeout up to whole milliseconds). ``forced``
+    (a crossed checkpoint) sends at once. ``pace_ns = 0`` sends one after every
+    turn that moved it.
     """
 
     __slots__ = ("pace_ns", "heartbeat_ns", "last_ns", "owed")

@@ -17,6 +17,7 @@ turns the counts into the door's verdict. The strategies, one per door:
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import _support as s
@@ -46,7 +47,37 @@ def fuzz(strategy, count: int, seed: int, on_example) -> None:
     def run(example):
         on_example(example)
 
-    run()
+    with seed_only_generation():
+        run()
+
+
+@contextlib.contextmanager
+def seed_only_generation():
+    """Generation that depends on the seed and the strategies only.
+
+    hypothesis (6.131 and later) also draws literal constants found in every
+    project module loaded at the time, so the same seed gave different
+    frames after ``-k``, an extra import or any edit elsewhere. While
+    fuzzing, that pool is empty (hypothesis' built-in constants stay). The
+    hook is internal to hypothesis: if it is gone, generation is unchanged
+    and tests/harness/test_fuzz_seed.py fails, which says so.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original = providers._get_local_constants
+        empty = providers.Constants()
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    cache.clear()  # allowed constants cached from the project's pool
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 def sequenced(sut) -> int | None:

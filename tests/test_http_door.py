@@ -41,7 +41,7 @@ def _entry(n: int) -> Outbound:
                     None, "", -1, 0)
 
 
-def test_a_slow_consumer_cut_off_gets_its_events_and_then_the_end_of_the_stream(monkeypatch) -> None:
+def test_a_slow_consumer_cut_off_gets_its_events_and_then_the_end_of_the_stream(monkeypatch, run_loop) -> None:
     monkeypatch.setattr(http_door, "SSE_QUEUE_MAX", 3)
 
     async def scenario() -> bytes:
@@ -58,6 +58,6 @@ def test_a_slow_consumer_cut_off_gets_its_events_and_then_the_end_of_the_stream(
             # the handler writes what it queued and ends the response (it used to wait forever)
             return await asyncio.wait_for(resp.content.read(), 3.0)
 
-    body = asyncio.run(scenario())
+    body = run_loop(scenario())
     assert [line for line in body.split(b"\n") if line.startswith(b"id: ")] == \
         [b"id: 1", b"id: 2", b"id: 3"]

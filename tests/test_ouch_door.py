@@ -15,7 +15,7 @@ def _node() -> SimpleNamespace:
                            cfg=SimpleNamespace(accounts={"ALICE": "pw"}))
 
 
-def test_a_client_that_never_logs_in_is_dropped_at_the_login_deadline() -> None:
+def test_a_client_that_never_logs_in_is_dropped_at_the_login_deadline(run_loop) -> None:
     async def scenario() -> tuple[float, bytes, dict]:
         door = await ouch_door.start(_node(), "127.0.0.1", 0, login_timeout_s=0.6)
         port = door.server.sockets[0].getsockname()[1]
@@ -40,16 +40,16 @@ def test_a_client_that_never_logs_in_is_dropped_at_the_login_deadline() -> None:
         await door.close()
         return elapsed, got, door.counters
 
-    elapsed, got, counters = asyncio.run(scenario())
+    elapsed, got, counters = run_loop(scenario())
     assert elapsed < 2.5, "an unauthenticated client held the connection past the deadline"
     assert b"no Login Request" in got  # the Debug packet that says why
     assert counters["login_timeout"] == 1 and counters["idle_dropped"] == 0
 
 
-def test_the_login_deadline_defaults_to_fifteen_seconds() -> None:
+def test_the_login_deadline_defaults_to_fifteen_seconds(run_loop) -> None:
     async def scenario() -> float:
         door = await ouch_door.start(_node(), "127.0.0.1", 0)
         await door.close()
         return door.login_timeout_s
 
-    assert asyncio.run(scenario()) == ouch_door.LOGIN_TIMEOUT_S == 15.0
+    assert run_loop(scenario()) == ouch_door.LOGIN_TIMEOUT_S == 15.0

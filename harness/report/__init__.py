@@ -79,23 +79,29 @@ def kit_version() -> str:
 def kit_commit() -> str | None:
     """The kit checkout's git commit, ``+dirty`` if it has local changes; None outside git.
 
-    The package version does not change per commit, but a seed reproduces
-    the fuzz frames only on the same code (docs/suites.md): the commit says
+    The package version does not change per commit; replaying a run takes
+    the same code and the report's seed (docs/suites.md), so the commit says
     which code ran.
     """
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
-        if head.returncode != 0:
+
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args],
+                               capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:  # installed, or inside someone else's repo
         return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+    if head is None or status is None:
+        return None
+    return head + ("+dirty" if status else "")
 
 
 def _relative(run_dir: Path, path: str | Path) -> str | None:

@@ -83,7 +83,8 @@ def _meta_rows(report: Mapping[str, Any]) -> str:
                      f"clock {hw.get('clocksource', '?')}"),
         ("Hardware vs target", hw_match),
         ("pytest exit code", report.get("pytest", {}).get("exit_code")),
-        ("Kit", f"{report.get('kit', {}).get('name')} {report.get('kit', {}).get('version')}, "
+        ("Kit", f"{report.get('kit', {}).get('name')} {report.get('kit', {}).get('version')} "
+                f"(commit {report.get('kit', {}).get('commit') or 'unknown'}), "
                 f"report schema {report.get('schema_version')}"),
     ]
     return "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows)
