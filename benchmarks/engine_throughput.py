@@ -30,7 +30,12 @@ then pre-built as ``Sequenced`` messages; the timing loop is only
 from elsewhere hits both alike); each figure is the best of ``--repeat`` runs,
 timed with time.perf_counter. The cyclic GC stays on unless ``--no-gc``.
 
-Run: ``python benchmarks/engine_throughput.py [--messages N] [--json FILE]``
+The engine is whichever build this process imports (printed with the
+figures): compiled with Cython when the install could build it, else the
+plain source; ``--pure`` (or ``CRUCIBLE_PURE_PYTHON=1``) measures the source
+(reference_impl/core_build.py). The naive book is always plain Python.
+
+Run: ``python benchmarks/engine_throughput.py [--pure] [--messages N] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ for _p in (str(_HERE.parent), str(_HERE)):
 
 from naive_book import NaiveBook  # noqa: E402
 
-from reference_impl.core.engine import Engine  # noqa: E402
+from reference_impl import core_build  # noqa: E402
 from reference_impl.core.messages import (  # noqa: E402
     Cancel,
     NewOrder,
@@ -80,7 +85,7 @@ class StreamBuilder:
     def __init__(self, seed: int, depth: int) -> None:
         self.rng = random.Random(seed)
         self.depth = depth
-        self.engine = Engine()
+        self.engine = _engine()
         self.seq = 0
         self.token_no = 0
         self.live: list[tuple[str, str, str]] = []  # (account, token, symbol)
@@ -210,8 +215,15 @@ def time_apply(apply: Callable[[Sequenced], object], warm: list[Sequenced],
     return time.perf_counter() - t0
 
 
+def _engine():  # type: ignore[no-untyped-def]
+    """A fresh engine of the build this process runs (imported late, so ``--pure`` can choose)."""
+    from reference_impl.core.engine import Engine
+
+    return Engine()
+
+
 def time_engine(warm: list[Sequenced], timed: list[Sequenced]) -> float:
-    return time_apply(Engine().apply, warm, timed)
+    return time_apply(_engine().apply, warm, timed)
 
 
 def time_naive(warm: list[Sequenced], timed: list[Sequenced]) -> float:
@@ -225,8 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing")
+    p.add_argument("--pure", action="store_true",
+                   help="measure the engine's plain-Python source even where a compiled build exists")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = p.parse_args(argv)
+    if args.pure:
+        core_build.prefer_source()
+    build = core_build.core_build()
 
     warm, timed, info = build_stream(args.seed, args.messages, args.depth)
     if args.no_gc:
@@ -248,13 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         "engine_runs_s": [round(t, 4) for t in engine_runs],
         "naive_runs_s": [round(t, 4) for t in naive_runs],
         "gc": not args.no_gc,
+        "core_build": build,
         "python": platform.python_version(),
     }
     print(f"stream: {len(timed)} timed messages after {len(warm)} warm-up, seed {args.seed}; "
           f"mix {info['mix']}")
     print(f"resting orders per book: start {info['resting_per_book_at_start']}, "
           f"end {info['resting_per_book_at_end']}")
-    print(f"engine apply(): {engine_ops:,.0f} ops/s (best of {args.repeat})")
+    print(f"engine apply(): {engine_ops:,.0f} ops/s (best of {args.repeat}; "
+          f"engine {build['engine']}, book {build['book']})")
     print(f"naive book:     {naive_ops:,.0f} ops/s (best of {args.repeat})")
     print(f"ratio engine/naive: {engine_ops / naive_ops:.3f}")
     if args.json:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reference_impl.core_build import core_build
+
 if TYPE_CHECKING:
     from reference_impl.engine_node import EngineAgent
 
@@ -25,7 +27,8 @@ def on_admin(agent: EngineAgent, command: str) -> dict:
     words = command.split()
     verb = words[0] if words else ""
     if verb == "health":
-        return {"ok": True, "component": f"engine{agent.id}", "role": agent.role}
+        return {"ok": True, "component": f"engine{agent.id}", "role": agent.role,
+                "core_build": core_build()}
     if verb == "digest":
         engine = agent.engine
         return {"component": f"engine{agent.id}", "role": agent.role,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from types import SimpleNamespace
 
-from reference_impl import engine_admin
+from reference_impl import core_build, engine_admin
 
 
 def _agent(checkpoints: int) -> SimpleNamespace:
@@ -22,7 +22,8 @@ def _agent(checkpoints: int) -> SimpleNamespace:
 def test_health_and_digest() -> None:
     agent = _agent(8)
     assert engine_admin.on_admin(agent, "health") == {
-        "ok": True, "component": "engine2", "role": "secondary"}
+        "ok": True, "component": "engine2", "role": "secondary",
+        "core_build": core_build.core_build()}
     digest = engine_admin.on_admin(agent, "digest")
     assert digest["applied_seq"] == 12 and digest["state_hash"] == "ab" * 32
     assert digest["checkpoints"] == [[s, f"h{s}"] for s in range(4, 9)]

@@ -28,9 +28,9 @@ An order enters a level only when it is created (accepted or replaced), with a
 fresh ``order_ref`` larger than every earlier one, so within a level time
 priority is also ascending ``order_ref``; the snapshot decoder checks it.
 
-The book updates the engine's token registry (account -> token -> live Order
-or None) when matching fills a resting order completely, so that the
-registry's live entries are exactly the orders on the books. Nothing here
+The book updates the engine's open orders (account -> token -> Order) when
+matching fills a resting order completely, so that they are exactly the
+orders on the books. Nothing here
 iterates a hash-ordered container: levels are visited through the sorted key
 list, orders through their deque.
 """
@@ -112,14 +112,14 @@ class Half:
 class Book:
     """Price-time priority book of one symbol."""
 
-    __slots__ = ("symbol", "tick", "bids", "asks", "_registry")
+    __slots__ = ("symbol", "tick", "bids", "asks", "_live")
 
-    def __init__(self, symbol: str, tick: int, registry: dict[str, dict[str, Order | None]]) -> None:
+    def __init__(self, symbol: str, tick: int, live: dict[str, dict[str, Order]]) -> None:
         self.symbol = symbol
         self.tick = tick
         self.bids = Half(True, self)
         self.asks = Half(False, self)
-        self._registry = registry
+        self._live = live
 
     # ------------------------------------------------------------ mutation
 
@@ -144,7 +144,7 @@ class Book:
         if not keys or keys[-1] < limit_key:
             return remaining, match_id
         levels = half.levels
-        registry = self._registry
+        open_orders = self._live
         append = out.append
         while True:
             key = keys[-1]
@@ -164,7 +164,7 @@ class Book:
                     return 0, match_id
                 o.open = 0
                 level.popleft()
-                registry[o.account][o.token] = None
+                del open_orders[o.account][o.token]
                 append(_new(Executed, (seq, o.account, o.token, avail, price, match_id, "A")))
                 append(_new(Executed, (seq, account, token, avail, price, match_id, "R")))
                 remaining -= avail

@@ -11,11 +11,13 @@ state and the message: no clock (the message's ``ts`` is not even needed), no
 randomness, no floats, no hash-order iteration.
 
 State: one ``Book`` per symbol (created on the first accepted order), the
-token registry ``account -> {token: live Order or None}`` (every token the
-account used in an accepted order this session; ``None`` once the order is no
-longer open), the counters ``last_order_ref`` and ``last_match_id`` (both
-start at 0, so the first assigned value is 1), ``epoch`` and
-``last_applied_seq``.
+tokens each account used in an accepted order this session (``_used``:
+``account -> set``), the open orders (``_live``: ``account -> {token:
+Order}``, exactly the orders on the books), the counters ``last_order_ref``
+and ``last_match_id`` (both start at 0, so the first assigned value is 1),
+``epoch`` and ``last_applied_seq``. The used tokens only grow, so they are
+kept apart from the open orders: cancels, replaces and fills look up the
+small, cache-resident ``_live`` and never touch the session-long sets.
 
 Rules (any two correct engines agree fill for fill):
 
@@ -52,7 +54,10 @@ Speed: the common valid order takes a fast path whose checks are a sound
 subset of ``rules.check_new_order`` / ``check_replace_fields`` (a test keeps
 them in step); anything the fast path does not clear goes to ``rules`` itself,
 which names the reject. Outputs are built with ``tuple.__new__`` (the
-NamedTuple constructors are Python functions).
+NamedTuple constructors are Python functions). Installed with a C compiler,
+this file and book.py are also compiled with Cython, typed by ``engine.pxd``
+and ``book.pxd`` (reference_impl/core_build.py); the source stays the
+reference and both builds give the same bytes.
 
 ``state_hash()`` is sha256 over the canonical encoding of the state and
 ``snapshot()`` is that encoding behind a magic and a version (see
@@ -92,7 +97,7 @@ from .messages import (
 from .rules import Instruments, check_cancel_fields, check_new_order, check_replace_fields
 
 _new = tuple.__new__
-_alloc = object.__new__
+_alloc = Order.__new__  # object.__new__ refuses the compiled (extension) Order
 _BUY = Side.BUY
 _SELL = Side.SELL
 _LIMIT = OrdType.LIMIT
@@ -108,7 +113,7 @@ class Engine:
     """Deterministic price-time priority matching for many symbols."""
 
     __slots__ = ("instruments", "last_applied_seq", "epoch", "last_order_ref", "last_match_id",
-                 "_books", "_registry", "_dispatch")
+                 "_books", "_used", "_live", "_dispatch")
 
     def __init__(self, instruments: Instruments | None = None) -> None:
         self.instruments = instruments if instruments is not None else Instruments()
@@ -117,7 +122,8 @@ class Engine:
         self.last_order_ref = 0
         self.last_match_id = 0
         self._books: dict[str, Book] = {}
-        self._registry: dict[str, dict[str, Order | None]] = {}
+        self._used: dict[str, set[str]] = {}
+        self._live: dict[str, dict[str, Order]] = {}
         self._dispatch = {
             NewOrder: self._on_new_order,
             Cancel: self._on_cancel,
@@ -177,14 +183,16 @@ class Engine:
             if book is None:
                 symbol = body.symbol
                 book = self._books[symbol] = Book(symbol, self.instruments.tick(symbol),
-                                                  self._registry)
+                                                  self._live)
             side = _BUY if side == _BUY else _SELL
             ord_type = _LIMIT if ord_type == _LIMIT else _MARKET
-        tokens = self._registry.get(account)
-        if tokens is None:
-            tokens = self._registry[account] = {}
-        elif token in tokens:
+        used = self._used.get(account)
+        if used is None:
+            used = self._used[account] = set()
+            self._live[account] = {}
+        elif token in used:
             return [_new(Rejected, (seq, account, token, _DUPLICATE))]
+        used.add(token)
         ref = self.last_order_ref = self.last_order_ref + 1
         is_buy = side is _BUY
         if ord_type is _LIMIT:
@@ -194,7 +202,6 @@ class Engine:
             out = [_new(Accepted, (seq, account, token, book.symbol, side, qty, 0, ref))]
             limit_key = MARKET_KEY
         if min_qty and not book.can_fill(is_buy, limit_key, min_qty):
-            tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, qty, _IOC)))
             return out
         keys = book.asks.keys if is_buy else book.bids.keys
@@ -202,12 +209,10 @@ class Engine:
             remaining, self.last_match_id = book.match(
                 is_buy, limit_key, qty, account, token, seq, out, self.last_match_id)
             if not remaining:
-                tokens[token] = None
                 return out
         else:
             remaining = qty
         if tif or ord_type is not _LIMIT:
-            tokens[token] = None
             out.append(_new(Canceled, (seq, account, token, remaining, _IOC)))
             return out
         # rest the remainder (Book.rest, inlined: this is the commonest path);
@@ -216,7 +221,7 @@ class Engine:
         level = half.levels.get(-limit_key)
         if level is None:
             level = half.add_level(price)
-        order = tokens[token] = _alloc(Order)  # Order(...) inlined: a class call is slow
+        order = self._live[account][token] = _alloc(Order)  # Order(...) inlined: a class call is slow
         order.account = account
         order.token = token
         order.qty = qty
@@ -231,10 +236,10 @@ class Engine:
     def _on_cancel(self, seq: int, account: str, body: Cancel) -> list[Output]:
         token = body.token
         size = body.qty
-        tokens = self._registry.get(account)
-        order = tokens.get(token) if tokens is not None else None
+        mine = self._live.get(account)
+        order = mine.get(token) if mine is not None else None
         if order is None or type(size) is not int or not 0 <= size <= U32_MAX:
-            # a registered token passed valid_token when its order was accepted
+            # an open order's token passed valid_token when the order was accepted
             reason = check_cancel_fields(token, size) or _UNKNOWN_ORDER
             return [_new(Rejected, (seq, account, token, reason))]
         open_ = order.open
@@ -245,7 +250,7 @@ class Engine:
             order.open = keep
         else:
             keep = 0
-            tokens[token] = None
+            del mine[token]
             level = order.level
             live = level.live - 1
             if live and len(level) <= (live << 1) + COMPACT_SLACK:
@@ -259,8 +264,8 @@ class Engine:
     def _on_replace(self, seq: int, account: str, body: Replace) -> list[Output]:
         token = body.token
         new_token = body.new_token
-        tokens = self._registry.get(account)
-        old = tokens.get(token) if tokens is not None else None
+        mine = self._live.get(account)
+        old = mine.get(token) if mine is not None else None
         if old is None:
             return [_new(Rejected, (seq, account, new_token, _UNKNOWN_ORDER))]
         half = old.level.half
@@ -274,11 +279,12 @@ class Engine:
             reason = check_replace_fields(new_token, qty, price, book.tick)
             if reason is not None:
                 return [_new(Rejected, (seq, account, new_token, reason))]
-        if new_token in tokens:
+        used = self._used[account]
+        if new_token in used:
             return [_new(Rejected, (seq, account, new_token, _DUPLICATE))]
+        used.add(new_token)
         remove(old)
-        tokens[token] = None
-        tokens[new_token] = None
+        del mine[token]
         ref = self.last_order_ref = self.last_order_ref + 1
         out = [_new(Replaced, (seq, account, new_token, token, qty, price, ref))]
         is_buy = half.is_buy
@@ -291,7 +297,7 @@ class Engine:
                 return out
         else:
             remaining = qty
-        tokens[new_token] = book.rest(account, new_token, is_buy, price, qty, remaining, ref)
+        mine[new_token] = book.rest(account, new_token, is_buy, price, qty, remaining, ref)
         return out
 
     def _on_leader_change(self, seq: int, account: str, body: LeaderChange) -> list[Output]:
@@ -312,8 +318,8 @@ class Engine:
 
     def live_order(self, account: str, token: str) -> Order | None:
         """The account's open order with this token, if any. Read-only use."""
-        tokens = self._registry.get(account)
-        return tokens.get(token) if tokens is not None else None
+        mine = self._live.get(account)
+        return mine.get(token) if mine is not None else None
 
     def state_hash(self) -> str:
         """sha256 (hex) of the canonical encoding of the whole state."""

@@ -21,9 +21,9 @@ Body, version 1 (big-endian; ``str`` = u16 byte length + UTF-8)::
         account str | n_tokens u32 | tokens_len u32 | tokens_len bytes: every
         token the account used in an accepted order, ascending, joined by " "
 
-The account order maps (token -> open order) are the books' orders read by
-(account, token), so the books encode them; the token list is the rest of the
-registry. Tokens are printable ASCII without spaces, hence the space joiner:
+The open orders by account and token are the books' orders read by
+(account, token), so the books encode them; the token list is every account's
+set of used tokens. Tokens are printable ASCII without spaces, hence the space joiner:
 encoding and decoding the list (which grows with the session) stay in C.
 
 The decoder bounds-checks every read, checks every invariant the engine keeps
@@ -87,7 +87,7 @@ def encode_body(engine: Engine) -> bytes:
                     append(pack_order(o.order_ref, o.qty, o.open, o.canceled))
                     append(name)
                     append(_str(o.token))
-    accounts = sorted(engine._registry.items())
+    accounts = sorted(engine._used.items())
     append(_U32.pack(len(accounts)))
     for account, tokens in accounts:
         joined = " ".join(sorted(tokens)).encode("ascii")
@@ -162,7 +162,7 @@ def decode_into(data: bytes, engine: Engine) -> None:
         tick = engine.instruments.tick(symbol)
         if tick is None:
             raise _fail("symbol", symbol, "not tradable under the given instruments")
-        book = books[symbol] = Book(symbol, tick, engine._registry)
+        book = books[symbol] = Book(symbol, tick, engine._live)
         for is_buy in (True, False):
             _decode_half(r, book, is_buy, tick, last_ref, seen_refs, open_orders)
         if book.is_empty():
@@ -170,7 +170,7 @@ def decode_into(data: bytes, engine: Engine) -> None:
         bid, ask = book.best_bid(), book.best_ask()
         if bid is not None and ask is not None and bid >= ask:
             raise _fail("price", ask, f"book {symbol} is crossed (best bid {bid})")
-    registry: dict[str, dict[str, Order | None]] = {}
+    used: dict[str, set[str]] = {}
     previous_account = None
     for _ in range(r.u32("n_accounts")):
         account = r.text("account")
@@ -179,15 +179,17 @@ def decode_into(data: bytes, engine: Engine) -> None:
         previous_account = account
         n_tokens, size = r.unpack(_TOKENS, "tokens")
         tokens = _decode_tokens(r.take(size, "tokens"), n_tokens, account)
-        registry[account] = dict.fromkeys(tokens)
+        used[account] = set(tokens)
+    live: dict[str, dict[str, Order]] = {account: {} for account in used}
     for (account, token), order in open_orders.items():
-        tokens = registry.get(account)
+        tokens = used.get(account)
         if tokens is None or token not in tokens:
             raise _fail("token", token, f"open order of {account!r} with a token it never used")
-        tokens[token] = order
+        live[account][token] = order
     if r.pos != len(r.data):
         raise _fail("body", len(r.data) - r.pos, "trailing bytes")
-    engine._registry.update(registry)
+    engine._used.update(used)
+    engine._live.update(live)
     engine._books.update(books)
     engine.last_applied_seq = seq
     engine.epoch = epoch

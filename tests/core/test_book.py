@@ -9,13 +9,13 @@ P = 1_000_000
 
 
 def make():
-    registry: dict = {}
-    return Book("ACME", 100, registry), registry
+    live: dict = {}
+    return Book("ACME", 100, live), live
 
 
-def rest(book, registry, account, token, is_buy, price, qty, ref):
+def rest(book, live, account, token, is_buy, price, qty, ref):
     order = book.rest(account, token, is_buy, price, qty, qty, ref)
-    registry.setdefault(account, {})[token] = order
+    live.setdefault(account, {})[token] = order
     return order
 
 
@@ -36,7 +36,7 @@ def test_levels_are_best_first_and_orders_in_time_priority():
     assert book.bids.keys == [P - 200, P] and book.asks.keys == [-(P + 300), -(P + 100)]
 
 
-def test_match_pairs_resting_then_aggressor_and_updates_registry():
+def test_match_pairs_resting_then_aggressor_and_drops_filled_orders_from_the_open_ones():
     book, reg = make()
     rest(book, reg, "A", "s1", False, P, 5, 1)
     rest(book, reg, "C", "s2", False, P + 100, 5, 2)
@@ -49,7 +49,7 @@ def test_match_pairs_resting_then_aggressor_and_updates_registry():
         Executed(9, "C", "s2", 2, P + 100, 42, "A"),
         Executed(9, "B", "b1", 2, P + 100, 42, "R"),
     ]
-    assert reg["A"]["s1"] is None and reg["C"]["s2"].open == 3
+    assert "s1" not in reg["A"] and reg["C"]["s2"].open == 3
     assert shape(book, False) == [(P + 100, [("s2", 3)])]
 
 
