@@ -19,5 +19,7 @@ else:
         # the .py annotations describe the Python API; the .pxd files alone type the C build
         compiler_directives={"language_level": 3, "annotation_typing": False},
     )
+    for ext in ext_modules:  # cythonize returns new Extensions without the flag
+        ext.optional = True
 
 setup(ext_modules=ext_modules)

@@ -21,5 +21,6 @@ cdef class Book:
     cpdef tuple match(self, object is_buy, object limit_key, object remaining, object account,
                       object token, object seq, list out, object match_id)
 
-@cython.locals(order=Order, half=Half)
-cpdef remove(Order order)
+# order stays untyped: a typed argument would take None without a check
+@cython.locals(half=Half)
+cpdef remove(order)

@@ -16,8 +16,9 @@ tokens each account used in an accepted order this session (``_used``:
 Order}``, exactly the orders on the books), the counters ``last_order_ref``
 and ``last_match_id`` (both start at 0, so the first assigned value is 1),
 ``epoch`` and ``last_applied_seq``. The used tokens only grow, so they are
-kept apart from the open orders: cancels, replaces and fills look up the
-small, cache-resident ``_live`` and never touch the session-long sets.
+kept apart from the open orders: cancels and fills look up only the small,
+cache-resident ``_live``; new orders and replaces check (and add) their new
+token in the session-long set.
 
 Rules (any two correct engines agree fill for fill):
 
