@@ -30,9 +30,8 @@ priority is also ascending ``order_ref``; the snapshot decoder checks it.
 
 The book updates the engine's open orders (account -> token -> Order) when
 matching fills a resting order completely, so that they are exactly the
-orders on the books. Nothing here
-iterates a hash-ordered container: levels are visited through the sorted key
-list, orders through their deque.
+orders on the books. Nothing here iterates a hash-ordered container: levels
+are visited through the sorted key list, orders through their deque.
 """
 
 from __future__ import annotations
