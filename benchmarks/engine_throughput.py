@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--messages", type=int, default=300_000)
     p.add_argument("--depth", type=int, default=1000, help="resting orders per book")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5, help="runs of each; the best counts")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing")
     p.add_argument("--pure", action="store_true",
