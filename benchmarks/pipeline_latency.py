@@ -63,10 +63,10 @@ from relay_chain import CpuMeter, format_cpu, format_line, summarize
 from run_probes import PerfStat, machine, profiling_python, wait_quiet
 
 from reference_impl import config as config_mod
-from reference_impl.cluster import Cluster
 from reference_impl.config import HOST
 from reference_impl.core import soupbin_codec as sb
-from reference_impl.node import admin_query
+from reference_impl.edges.process import admin_query
+from reference_impl.launch.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Default port offset: the default config's ports 15000..18080 become

@@ -234,7 +234,7 @@ def fold_trials(verdicts: list[Verdict], requirement: str) -> Verdict:
 def judge(verdict: Verdict) -> Verdict:
     """Record the verdict as the running test's evidence, then pass / fail / skip it."""
     try:
-        from harness.certify_plugin import require
+        from harness.cli.certify_plugin import require
     except ImportError:  # the suites without the plugin: enforce only
         return enforce(verdict)
     return require(verdict)

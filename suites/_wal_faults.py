@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from reference_impl.core import wal_codec
-from reference_impl.wal_reader import WalReader, list_segments
+from reference_impl.logger.wal_reader import WalReader, list_segments
 
 
 def _flip_bit(path: Path, at: int) -> None:

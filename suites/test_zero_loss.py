@@ -41,7 +41,7 @@ from _wal_faults import corrupt_tail, flip_middle, intact_seqs
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.zero_loss import check_corrupt_middle_refused
 from harness.sut.base import SutError
-from reference_impl.wal_reader import list_segments
+from reference_impl.logger.wal_reader import list_segments
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
 RECOVER_WAIT_S = 10.0

@@ -28,7 +28,7 @@ def pytest_generate_tests(metafunc):
         return
     policies = ["fsync"]
     try:
-        from harness.certify_plugin import RUN_KEY
+        from harness.cli.certify_plugin import RUN_KEY
 
         prof = metafunc.config.stash[RUN_KEY].profile
     except (ImportError, KeyError):

@@ -13,7 +13,7 @@ import time
 
 from reference_impl.config import HOST
 from reference_impl.core import mold_codec
-from reference_impl.node import admin_query
+from reference_impl.edges.process import admin_query
 
 
 def listen(port: int, timeout_s: float = 2.0, rcvbuf: int | None = None) -> socket.socket:

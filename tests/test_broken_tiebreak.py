@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from harness.workload import OrderFlow, WorkloadSpec
-from reference_impl.broken_tiebreak import SaltedTiebreakEngine
 from reference_impl.core.engine import Engine
+from reference_impl.engine.broken_tiebreak import SaltedTiebreakEngine
 
 
 def run(engine: Engine) -> tuple[list, str]:

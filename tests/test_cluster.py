@@ -30,8 +30,13 @@ import pytest
 
 from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
 from reference_impl import config
-from reference_impl.cluster import (
-    PIDFILE, Cluster, ClusterStartError, plan_components, read_pidfile, stop_detached,
+from reference_impl.launch.cluster import (
+    PIDFILE,
+    Cluster,
+    ClusterStartError,
+    plan_components,
+    read_pidfile,
+    stop_detached,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

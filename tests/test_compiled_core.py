@@ -31,7 +31,7 @@ import hashlib, io, json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
 from reference_impl.core_build import core_build
 from reference_impl.core.engine import Engine
-from harness.replay_cmd import replay_lines
+from harness.cli.replay import replay_lines
 from engine_throughput import build_stream
 
 out = io.StringIO()

@@ -6,7 +6,7 @@ import pytest
 
 from reference_impl import config
 from reference_impl.config import ConfigError
-from reference_impl.gateway_main import event_loop_name
+from reference_impl.gateway.main import event_loop_name
 
 
 def test_event_loop_defaults_to_auto_and_survives_a_dump() -> None:

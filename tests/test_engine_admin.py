@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 from types import SimpleNamespace
 
-from reference_impl import core_build, engine_admin
+from reference_impl import core_build
+from reference_impl.engine import admin as engine_admin
 
 
 def _agent(checkpoints: int) -> SimpleNamespace:

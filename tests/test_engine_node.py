@@ -21,19 +21,12 @@ from pathlib import Path
 import pytest
 
 from reference_impl import config as config_mod
-from reference_impl import transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
-from reference_impl.core.messages import (
-    Body,
-    Cancel,
-    Heartbeat,
-    NewOrder,
-    Sequenced,
-    Side,
-)
-from reference_impl.node import admin_query
+from reference_impl.core.messages import Body, Cancel, Heartbeat, NewOrder, Sequenced, Side
+from reference_impl.edges import transport
+from reference_impl.edges.process import admin_query
 from tests import node_procs
 from tests.node_procs import stop
 
@@ -59,7 +52,7 @@ def start_engine(cfg: ClusterConfig, run_dir: Path, engine_id: int,
                  role: str | None = None) -> subprocess.Popen:
     cfg_path = run_dir / "cluster.yaml"
     cfg_path.write_text(config_mod.dump(cfg))
-    argv = [sys.executable, "-m", "reference_impl.engine_node", "--config", str(cfg_path),
+    argv = [sys.executable, "-m", "reference_impl.engine", "--config", str(cfg_path),
             "--run-dir", str(run_dir), "--id", str(engine_id)]
     if role:
         argv += ["--role", role]
@@ -421,7 +414,7 @@ def test_tiebreak_fault_runs_the_salted_test_only_engine(tmp_path) -> None:
 
 
 def test_only_the_replicated_secondary_reports_every_turn() -> None:
-    from reference_impl.engine_node import STATUS_PACE_NS, status_pace_ns
+    from reference_impl.engine.node import STATUS_PACE_NS, status_pace_ns
 
     assert status_pace_ns("replicated", primary=False) == 0  # the ack gate waits on it
     for durability, primary in (("replicated", True), ("fsync", False), ("fsync", True),

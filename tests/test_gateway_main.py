@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 
-from reference_impl import gateway_main
+from reference_impl.gateway import main as gateway_main
 
 
 def test_incarnation_grows_even_within_one_second(tmp_path) -> None:

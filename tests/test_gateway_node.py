@@ -34,7 +34,7 @@ from reference_impl.core.messages import (
     Side,
 )
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
-from reference_impl.node import admin_query
+from reference_impl.edges.process import admin_query
 
 OFFSET = 8000  #: unique per test module (ports 23000-26080 here, below the ephemeral range)
 HOST = "127.0.0.1"
@@ -103,7 +103,7 @@ def cluster(tmp_path_factory):
     path.write_text(config.dump(cfg))
     core = FakeCore(cfg)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_impl.gateway_node", "--config", str(path),
+        [sys.executable, "-m", "reference_impl.gateway", "--config", str(path),
          "--run-dir", str(run_dir), "--id", "1", "--request-timeout-s", str(REQUEST_TIMEOUT_S)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -164,7 +164,7 @@ def test_health_and_auth(cluster) -> None:
     cfg, core, _ = cluster
     assert call(cfg, "GET", "/v1/health", user=None)[0] == 200
     # the default config's ``event_loop: auto`` runs uvloop, a dependency on Linux
-    from reference_impl.gateway_main import event_loop_name
+    from reference_impl.gateway.main import event_loop_name
 
     health = admin_query(cfg.gateways[0].admin_port, "health", 1.0)
     assert health["event_loop"] == event_loop_name("auto")

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from reference_impl import http_door
 from reference_impl.core.gateway_orders import Outbound
-from reference_impl.core.messages import RejectReason, Rejected
+from reference_impl.core.messages import Rejected, RejectReason
+from reference_impl.gateway import http_door
 
 
 class _Journal:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import wal_cmd
+from harness.cli import wal as wal_cmd
 from reference_impl import config as config_mod
 from reference_impl.config import HOST
 from reference_impl.core import mold_codec, sequenced_codec, status_codec, wal_codec
 from reference_impl.core.messages import Cancel, Sequenced
-from reference_impl.node import admin_query
-from reference_impl.wal_reader import WalReader, list_segments
+from reference_impl.edges.process import admin_query
+from reference_impl.logger.wal_reader import WalReader, list_segments
 
 OFFSET = -4000  #: unique per test module (ports 11000-14080 here)
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ class Logger:
         path = run_dir / "cluster.yaml"
         path.write_text(config_mod.dump(cfg))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_impl.logger_node", "--config", str(path),
+            [sys.executable, "-m", "reference_impl.logger", "--config", str(path),
              "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while True:
@@ -343,7 +343,7 @@ def test_a_garbled_copy_is_dropped_whole_and_the_good_copy_is_logged(env, tmp_pa
 
 
 def test_multicast_mode(env, tmp_path) -> None:
-    from reference_impl import transport
+    from reference_impl.edges import transport
 
     cfg, fake, status, start = env
     mcfg = cfg.with_overrides(transport="multicast")
@@ -362,7 +362,7 @@ def test_multicast_mode(env, tmp_path) -> None:
 
 
 def test_mid_segment_corruption_stops_the_logger_with_a_clear_message(tmp_path) -> None:
-    from reference_impl.wal import WalWriter
+    from reference_impl.logger.wal import WalWriter
 
     cfg = base_config()
     directory = wal_dir(cfg, tmp_path)
@@ -381,7 +381,7 @@ def test_mid_segment_corruption_stops_the_logger_with_a_clear_message(tmp_path) 
     path = tmp_path / "cluster.yaml"
     path.write_text(config_mod.dump(cfg))
     proc = subprocess.run(
-        [sys.executable, "-m", "reference_impl.logger_node", "--config", str(path),
+        [sys.executable, "-m", "reference_impl.logger", "--config", str(path),
          "--run-dir", str(tmp_path)], cwd=ROOT, capture_output=True, timeout=30)
     err = proc.stderr.decode()
     assert proc.returncode == 2, err

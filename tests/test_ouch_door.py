@@ -6,8 +6,8 @@ import asyncio
 import time
 from types import SimpleNamespace
 
-from reference_impl import ouch_door
 from reference_impl.core import soupbin_codec as sb
+from reference_impl.gateway import ouch_door
 
 
 def _node() -> SimpleNamespace:

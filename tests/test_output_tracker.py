@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reference_impl.output_tracker import EmittedTracker
+from reference_impl.core.output_tracker import EmittedTracker
 
 
 def feed(tracker: EmittedTracker, records: list[tuple[int, int, int, int]]) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reference_impl.core import mold_codec
-from reference_impl.retransmit_ring import MAX_REPLY_PACKETS, RetransmitRing
+from reference_impl.edges.retransmit_ring import MAX_REPLY_PACKETS, RetransmitRing
 
 SESSION = b"CRUCIN0001"
 

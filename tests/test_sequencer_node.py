@@ -20,15 +20,8 @@ import pytest
 from reference_impl import config as config_mod
 from reference_impl.config import HOST
 from reference_impl.core import mold_codec, sequenced_codec, status_codec
-from reference_impl.core.messages import (
-    Cancel,
-    LeaderChange,
-    NewOrder,
-    Sequenced,
-    Side,
-    SnapshotRequest,
-)
-from reference_impl.node import admin_query
+from reference_impl.core.messages import Cancel, LeaderChange, NewOrder, Sequenced, Side, SnapshotRequest
+from reference_impl.edges.process import admin_query
 from tests.node_procs import listen, receive_mold, stop, wait_healthy
 
 OFFSET = -8000  #: unique per test module (ports 7000-10080 here)
@@ -54,7 +47,7 @@ def cluster(tmp_path):
     cfg = config_mod.load().shifted(OFFSET).with_overrides(capacity=64, heartbeat_ms=50)
     engine_sock = listen(cfg.engines[0].input_port)
     status_sock = listen(cfg.gateways[0].status_port)
-    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    proc = start_node("reference_impl.sequencer", cfg, tmp_path)
     try:
         wait_healthy(proc, cfg.sequencer.admin_port)
         yield cfg, proc, engine_sock, status_sock
@@ -189,7 +182,7 @@ def test_a_control_body_out_of_range_is_refused_and_burns_no_seq(cluster) -> Non
 def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
     cfg = config_mod.load().shifted(OFFSET).with_overrides(faults=("skip_dedup",))
     engine_sock = listen(cfg.engines[0].input_port)
-    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    proc = start_node("reference_impl.sequencer", cfg, tmp_path)
     try:
         wait_healthy(proc, cfg.sequencer.admin_port)
         send(cfg, [order(6, 1), order(6, 1)])
@@ -200,12 +193,12 @@ def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
 
 
 def test_multicast_mode_carries_the_same_stream(tmp_path) -> None:
-    from reference_impl import transport
+    from reference_impl.edges import transport
 
     cfg = config_mod.load().shifted(OFFSET).with_overrides(transport="multicast")
     sub = transport.stream_subscriber(cfg, cfg.input_stream, cfg.engines[0].input_port)
     sub.settimeout(2.0)
-    proc = start_node("reference_impl.sequencer_node", cfg, tmp_path)
+    proc = start_node("reference_impl.sequencer", cfg, tmp_path)
     try:
         wait_healthy(proc, cfg.sequencer.admin_port)
         send(cfg, [order(8, r) for r in range(1, 31)])

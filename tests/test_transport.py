@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from reference_impl import transport
+from reference_impl.edges import transport
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import wal_cmd
-from harness.cli import main as crucible
+from harness.cli import wal as wal_cmd
+from harness.cli.main import main as crucible
 from reference_impl.core import sequenced_codec, wal_codec
 from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.messages import NewOrder, Sequenced, Side
-from reference_impl.wal import (
+from reference_impl.logger.wal import (
     QUARANTINE,
     WalCorruptError,
     WalReader,

@@ -40,8 +40,8 @@ from harness.sut import ports as port_alloc
 from harness.sut.base import NotSupported, Sut, SutError, check_feature
 from harness.sut.descriptor import ComponentSpec, Descriptor, Endpoint, fill
 from harness.sut.procs import ProcessGroup
-from reference_impl.cluster import log_tail
 from reference_impl.core.replay_format import ReplayFormatError, parse_input_line
+from reference_impl.launch.cluster import log_tail
 
 LOG_DIR = "logs"
 POLL_S = 0.05

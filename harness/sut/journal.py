@@ -1,7 +1,7 @@
 """The reference WAL as a journal: replay-format input dicts, one per intact record.
 
 ``wal_journal(DIR)`` reads the logger's WAL directory with
-``reference_impl.wal_reader.WalReader`` and converts each record's sequenced
+``reference_impl.logger.wal_reader.WalReader`` and converts each record's sequenced
 message with ``replay_format.input_to_json``. Only the intact prefix counts:
 reading stops at the first defect (a torn tail, a CRC mismatch), exactly as
 recovery would. ``python -m harness.sut.journal DIR`` prints the same as JSON
@@ -18,7 +18,7 @@ from pathlib import Path
 from reference_impl.core import sequenced_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.replay_format import format_line, input_to_json
-from reference_impl.wal_reader import WalReader
+from reference_impl.logger.wal_reader import WalReader
 
 
 class JournalError(ValueError):

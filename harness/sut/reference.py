@@ -1,4 +1,4 @@
-"""``ReferenceSut``: the reference implementation, launched by ``reference_impl.cluster``.
+"""``ReferenceSut``: the reference implementation, launched by ``reference_impl.launch.cluster``.
 
 The packaged default config (or a given one) gets the constructor's
 overrides (durability, transport, the test-only ``faults`` and
@@ -29,9 +29,9 @@ from harness.sut import ports as port_alloc
 from harness.sut.base import ROLES, NotSupported, Sut, SutError, check_feature
 from harness.sut.journal import wal_journal, wal_records
 from reference_impl import config as config_mod
-from reference_impl import node
-from reference_impl.cluster import Cluster, ClusterStartError, plan_components
 from reference_impl.config import HOST, ClusterConfig
+from reference_impl.edges import process
+from reference_impl.launch.cluster import Cluster, ClusterStartError, plan_components
 
 RELAY_BASE_PORT = 17701  #: the relay's listen ports, before the offset (test_cluster agrees)
 _OFFERED = frozenset({"http", "ouch", "digest", "checkpoints", "journal", "power_off", "kill",
@@ -226,7 +226,7 @@ class ReferenceSut(Sut):
 
     def admin(self, name: str, command: str, timeout_s: float = 2.0) -> dict[str, Any]:
         """One admin command to a component's UDP admin endpoint (see docs/*-node.md)."""
-        return node.admin_query(self._admin_port(name), command, timeout_s)
+        return process.admin_query(self._admin_port(name), command, timeout_s)
 
     def digest(self, name: str) -> dict[str, Any]:
         return self.admin(name, "digest")

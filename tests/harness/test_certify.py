@@ -17,9 +17,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from harness import cli
-from harness.certify import EXIT_NO_RUN, ProgressObserver, find_suites_dir, run_certify
-from harness.certify_run import ObservedHistory, describe_sut, load_profile
+from harness.cli.certify import EXIT_NO_RUN, ProgressObserver, find_suites_dir, run_certify
+from harness.cli.certify_run import ObservedHistory, describe_sut, load_profile
+from harness.cli.main import main as cli
 from harness.history import NEMESIS, OK
 from harness.report.schema import load
 
@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from harness.certify_plugin import require
+from harness.cli.certify_plugin import require
 from harness.checkers.verdict import Verdict
 from harness.history import NEMESIS, OK
 """
@@ -93,7 +93,7 @@ def test_setup_error(broken):
 def make_suite(tmp_path, *names: str, extra_module: str | None = None):
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "conftest.py").write_text('pytest_plugins = ["harness.certify_plugin"]\n')
+    (suite / "conftest.py").write_text('pytest_plugins = ["harness.cli.certify_plugin"]\n')
     (suite / "test_kit.py").write_text(HEAD + "".join(textwrap.dedent(BODIES[n]) for n in names))
     if extra_module:
         (suite / "test_extra.py").write_text(extra_module)
@@ -237,8 +237,8 @@ def test_external_sut_descriptor_and_profile_path(tmp_path):
 
 def test_cli_certify(tmp_path, monkeypatch):
     suite = make_suite(tmp_path, "pass", "unknown")
-    monkeypatch.setattr("harness.certify._default_console", lambda: Console(file=io.StringIO()))
-    code = cli.main(["certify", "--suites", str(suite), "--results", str(tmp_path / "r"), "--seed", "7",
+    monkeypatch.setattr("harness.cli.certify._default_console", lambda: Console(file=io.StringIO()))
+    code = cli(["certify", "--suites", str(suite), "--results", str(tmp_path / "r"), "--seed", "7",
                      "--profile", "certify-full"])
     assert code == 2
     report = load(tmp_path / "r" / "latest" / "report.json")

@@ -23,8 +23,8 @@ def test_the_same_seed_gives_the_same_frames_after_more_modules_load(monkeypatch
     monkeypatch.syspath_prepend(str(SUITES))
     first = _frames(42)
     # modules full of literal constants that hypothesis would otherwise mix in
-    for name in ("harness.report", "harness.certify", "reference_impl.cluster",
-                 "reference_impl.wal_reader", "harness.workload", "_load", "_wal_faults"):
+    for name in ("harness.report", "harness.cli.certify", "reference_impl.launch.cluster",
+                 "reference_impl.logger.wal_reader", "harness.workload", "_load", "_wal_faults"):
         importlib.import_module(name)
     assert _frames(42) == first
     assert _frames(43) != first  # and the seed does matter

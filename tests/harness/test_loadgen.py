@@ -1,4 +1,4 @@
-"""The open-loop load generator (harness.loadgen) and ``crucible load`` (harness.load_cmd).
+"""The open-loop load generator (harness.loadgen) and ``crucible load`` (harness.cli.load).
 
 The request calls are checked on literal order bodies. One short real run
 (2 s at 500/s over OUCH, 1 s at 200/s over HTTP) against a ReferenceSut
@@ -16,7 +16,7 @@ import pytest
 
 from harness import history as hist
 from harness.checkers.verdict import FAIL, PASS
-from harness.cli import main
+from harness.cli.main import main
 from harness.history import History
 from harness.latency_budget import REQUIREMENT
 from harness.load_result import LoadResult
@@ -69,7 +69,7 @@ def check_history(result: LoadResult, ops: list, schedule: list[int]) -> None:
 
 
 def test_open_loop_run_over_ouch_writes_a_run_dir(sut, tmp_path: Path) -> None:
-    from harness.load_cmd import record
+    from harness.cli.load import record
 
     history = History()
     result = run_load(sut, PROFILE, history, seed=11, door="ouch", token_prefix="O")

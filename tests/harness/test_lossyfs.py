@@ -19,7 +19,7 @@ import pytest
 
 from harness.nemesis import power
 from harness.nemesis.power import LossyMount, fuse_available, power_off
-from reference_impl.wal import WalWriter, list_segments, scan_segment
+from reference_impl.logger.wal import WalWriter, list_segments, scan_segment
 
 
 @pytest.fixture(scope="module")

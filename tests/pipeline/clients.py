@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.nemesis.udp_relay import UdpFaultRelay
-from reference_impl.cluster import Cluster
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
-from reference_impl.node import admin_query
+from reference_impl.edges.process import admin_query
+from reference_impl.launch.cluster import Cluster
 
 PASSWORDS = {f"DEMO{i}": f"demo{i}pw" for i in range(1, 5)}
 

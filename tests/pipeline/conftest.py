@@ -26,7 +26,7 @@ import pytest
 from harness.nemesis.udp_plan import UdpFaultRates
 from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
 from reference_impl import config
-from reference_impl.cluster import Cluster
+from reference_impl.launch.cluster import Cluster
 from tests.pipeline.clients import Pipeline
 
 OFFSET = 4000  #: ports 19000-22080 (relay 21701-21703): below the ephemeral range

@@ -27,8 +27,8 @@ from harness.nemesis.udp_plan import UdpFaultRates
 from reference_impl.config import HOST
 from reference_impl.core import sequenced_codec
 from reference_impl.core.messages import Cancel, NewOrder, Replace, Sequenced, Side
-from reference_impl.node import admin_query
-from reference_impl.wal_reader import WalReader
+from reference_impl.edges.process import admin_query
+from reference_impl.logger.wal_reader import WalReader
 from tests.pipeline.clients import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The engine process: ``python -m reference_impl.engine_node --config F --run-dir D --id N``.
+"""The engine process: ``python -m reference_impl.engine --config F --run-dir D --id N``.
 
 This module is the duty loop; ``engine_main`` parses the command line and
 sets the exit status, ``engine_admin`` answers the admin port.
@@ -64,20 +64,21 @@ import collections
 import logging
 import os
 import socket
-import sys
 import time
 
-from reference_impl import engine_admin, node, transport
-from reference_impl.broken_tiebreak import SaltedTiebreakEngine
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.output_codec import OutputRecord
+from reference_impl.core.output_tracker import EmittedTracker
 from reference_impl.core.receiver import Deliver, Receiver
 from reference_impl.core.sequenced_codec import poisoned_block
-from reference_impl.output_tracker import EmittedTracker
-from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
+from reference_impl.core.status_pacer import StatusPacer
+from reference_impl.edges import process, transport
+from reference_impl.edges.retransmit_ring import RetransmitRing, answer_rerequest
+from reference_impl.engine import admin as engine_admin
+from reference_impl.engine.broken_tiebreak import SaltedTiebreakEngine
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -124,13 +125,13 @@ class EngineAgent:
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
-        self.pacer = node.StatusPacer(status_pace_ns(cfg.durability, self.primary),
+        self.pacer = StatusPacer(status_pace_ns(cfg.durability, self.primary),
                                       self.heartbeat_ns)
         self.checkpoint_every = cfg.checkpoint_every
 
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)
         self.recovery_sock = transport.bind_udp(0)
-        self.admin_sock = node.admin_socket(me.admin_port)
+        self.admin_sock = process.admin_socket(me.admin_port)
         socks = [self.input_sock, self.recovery_sock, self.admin_sock]
         self.retransmit_sock: socket.socket | None = None
         self.output_sock: socket.socket | None = None
@@ -340,7 +341,7 @@ class EngineAgent:
             due = min(due, wake)
         return min(POLL_MAX_S, max(due - now_ns, 0) / 1e9)
 
-    def run(self, stop: node.StopFlag) -> None:
+    def run(self, stop: process.StopFlag) -> None:
         input_sock, recovery_sock = self.input_sock, self.recovery_sock
         retransmit_sock, output_sock, admin_sock = (
             self.retransmit_sock, self.output_sock, self.admin_sock)
@@ -358,7 +359,7 @@ class EngineAgent:
                 elif sock is retransmit_sock:
                     rerequests.append((data, addr))
                 elif sock is admin_sock:
-                    node.answer_admin(sock, data, addr, self.on_admin)
+                    process.answer_admin(sock, data, addr, self.on_admin)
             wake = receiver.next_wake_ns
             if wake is not None and wake <= now:
                 applied += self.carry_out(receiver.on_tick(now))
@@ -382,9 +383,3 @@ class EngineAgent:
         if self.publisher is not None:
             self.publisher.close()
 
-
-if __name__ == "__main__":
-    # not at the top: engine_main imports this module
-    from reference_impl.engine_main import main
-
-    sys.exit(main())

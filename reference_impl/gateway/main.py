@@ -1,4 +1,4 @@
-"""Start one gateway: ``python -m reference_impl.gateway_node --config F --run-dir D --id N``.
+"""Start one gateway: ``python -m reference_impl.gateway --config F --run-dir D --id N``.
 
 Apart from ``gateway_node``, whose ``__main__`` block calls ``main`` here, so
 that module holds the event-loop callbacks and this one what is decided once
@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from reference_impl import node
 from reference_impl.config import ClusterConfig, ConfigError
-from reference_impl.gateway_node import REQUEST_TIMEOUT_S, GatewayNode
+from reference_impl.edges import process
+from reference_impl.gateway.node import REQUEST_TIMEOUT_S, GatewayNode
 
 
 def next_incarnation(run_dir: Path, gateway_id: int, now_s: int) -> int:
@@ -100,9 +100,9 @@ async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible gateway: OUCH and HTTP doors, ack gate, backpressure.",
+    args = process.parse_args("Crucible gateway: OUCH and HTTP doors, ack gate, backpressure.",
                            argv, _extra)
-    cfg = node.load_config(args)
+    cfg = process.load_config(args)
     try:
         cfg.gateway(args.id)
         loop_name = event_loop_name(cfg.event_loop)

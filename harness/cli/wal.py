@@ -42,7 +42,7 @@ def _no_wal(directory: str, err: IO[str]) -> int:
 
 def run_dump(directory: str, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    from reference_impl.wal_reader import WalReader, list_segments
+    from reference_impl.logger.wal_reader import WalReader, list_segments
 
     if not list_segments(directory):
         return _no_wal(directory, err)
@@ -59,7 +59,7 @@ def run_dump(directory: str, out: IO[str] | None = None, err: IO[str] | None = N
 
 def run_verify(directory: str, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    from reference_impl.wal_reader import WalReader, list_segments
+    from reference_impl.logger.wal_reader import WalReader, list_segments
 
     if not list_segments(directory):
         return _no_wal(directory, err)

@@ -58,7 +58,7 @@ from crc32c import crc32c
 from reference_impl.core import wal_codec
 from reference_impl.core.errors import SequenceGapError
 from reference_impl.core.wal_codec import WalDefect
-from reference_impl.wal_reader import (
+from reference_impl.logger.wal_reader import (
     QUARANTINE,
     SparseIndex,
     WalReader,

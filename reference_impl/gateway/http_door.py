@@ -38,10 +38,10 @@ from reference_impl.core.gateway_book import Answer, Forward
 from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import Cancel, RejectReason
 from reference_impl.core.replay_format import output_to_json
-from reference_impl.http_parse import RequestError, parse_new_order, parse_replace, reject_field
+from reference_impl.gateway.http_parse import RequestError, parse_new_order, parse_replace, reject_field
 
 if TYPE_CHECKING:
-    from reference_impl.gateway_node import GatewayNode
+    from reference_impl.gateway.node import GatewayNode
 
 SSE_KEEPALIVE_S = 5.0
 MAX_BODY = 64 << 10  #: request body limit (413 too_large above it)

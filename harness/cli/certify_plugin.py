@@ -1,6 +1,6 @@
 """The pytest plugin behind the conformance suites and ``crucible certify``.
 
-``suites/conftest.py`` loads it (``pytest_plugins = ["harness.certify_plugin"]``),
+``suites/conftest.py`` loads it (``pytest_plugins = ["harness.cli.certify_plugin"]``),
 so ``pytest suites/ --sut S --seed N`` and ``crucible certify`` run the same
 thing. What a suite gets:
 
@@ -44,9 +44,9 @@ from typing import Any
 
 import pytest
 
-from harness.certify import DEFAULT_PROFILE, DEFAULT_SUT
-from harness.certify_run import TEXT_MAX, CertifyRun, failure_message, skip_reason, suite_of
 from harness.checkers.verdict import NA, UNKNOWN, Verdict, enforce, status_from_skip_reason
+from harness.cli.certify import DEFAULT_PROFILE, DEFAULT_SUT
+from harness.cli.certify_run import TEXT_MAX, CertifyRun, failure_message, skip_reason, suite_of
 from harness.history import History
 from harness.report import point_latest, write_run
 from harness.report.schema import TestOutcome, overall, requirement_rows

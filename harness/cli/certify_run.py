@@ -1,6 +1,6 @@
 """The state of one certification session: profiles, the SUT's description, outcomes.
 
-``CertifyRun`` is what the pytest plugin (``harness.certify_plugin``) keeps
+``CertifyRun`` is what the pytest plugin (``harness.cli.certify_plugin``) keeps
 for a session and what suites reach through the ``certify_run`` fixture:
 the seed, the profile, the SUT's description, the session's history (an
 ``ObservedHistory`` that announces nemesis faults as they start and end),
@@ -33,8 +33,8 @@ import pytest
 import yaml
 
 from harness import hardware as hw_mod
-from harness.certify import DEFAULT_SUT, REPO_ROOT, SEED_RANGE
 from harness.checkers.verdict import FAIL, UNKNOWN, Verdict, combine, status_from_skip_reason
+from harness.cli.certify import DEFAULT_SUT, REPO_ROOT, SEED_RANGE
 from harness.history import NEMESIS, History, Op
 from harness.report import make_run_dir, new_run_id, utc_now
 from harness.report.schema import PASS, TestOutcome

@@ -1,7 +1,7 @@
 """``crucible certify``: run the conformance suites against a SUT and write ``results/<run-id>/``.
 
 It runs pytest in this process on the suites directory with
-``harness.certify_plugin`` (which does the recording and writes the report at
+``harness.cli.certify_plugin`` (which does the recording and writes the report at
 session end), ``--junitxml=<run>/junit.xml`` and no cache. pytest's own
 terminal output and stderr go to ``<run>/pytest.log`` (tracebacks, captured
 output, usage errors); the terminal shows a rich progress bar with the
@@ -156,8 +156,8 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
     """Run a certification; return its exit code (see the module docstring)."""
     import pytest
 
-    from harness import certify_plugin
-    from harness.certify_run import load_profile
+    from harness.cli import certify_plugin
+    from harness.cli.certify_run import load_profile
     from harness.report import load, make_run_dir, new_run_id, point_latest, write_run
 
     if console is None:

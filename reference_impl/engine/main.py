@@ -1,4 +1,4 @@
-"""Start one engine: ``python -m reference_impl.engine_node --config F --run-dir D --id N``.
+"""Start one engine: ``python -m reference_impl.engine --config F --run-dir D --id N``.
 
 Apart from ``engine_node``, whose ``__main__`` block calls ``main`` here, so
 that module holds the duty loop and this one the process around it: the
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from reference_impl import node
-from reference_impl.engine_node import EngineAgent, InputCorrupt, log
+from reference_impl.edges import process
+from reference_impl.engine.node import EngineAgent, InputCorrupt, log
 
 
 def _extra_args(parser) -> None:
@@ -22,17 +22,17 @@ def _extra_args(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible matching engine: applies the input stream, publishes outputs.",
+    args = process.parse_args("Crucible matching engine: applies the input stream, publishes outputs.",
                            argv, _extra_args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s engine{args.id} %(levelname)s %(message)s")
-    cfg = node.load_config(args)
+    cfg = process.load_config(args)
     try:
         role = args.role or cfg.engine(args.id).role
     except Exception as exc:
         print(exc, file=sys.stderr)
         return 2
-    stop = node.StopFlag()
+    stop = process.StopFlag()
     agent = EngineAgent(cfg, args.id, role)
     log.info("engine %d up as %s (faults: %s)", args.id, role, list(cfg.faults) or "none")
     try:

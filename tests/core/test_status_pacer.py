@@ -1,8 +1,8 @@
-"""node.StatusPacer: when a status datagram goes out (pure: the caller passes the clock)."""
+"""StatusPacer: when a status datagram goes out (pure: the caller passes the clock)."""
 
 from __future__ import annotations
 
-from reference_impl.node import StatusPacer
+from reference_impl.core.status_pacer import StatusPacer
 
 
 def test_status_pacer_holds_owed_statuses_to_the_pace_and_never_drops_one() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from reference_impl.core_build import core_build
 
 if TYPE_CHECKING:
-    from reference_impl.engine_node import EngineAgent
+    from reference_impl.engine.node import EngineAgent
 
 CHECKPOINTS_PER_REPLY = 500  #: keeps a ``checkpoints`` reply well under a UDP datagram
 DIGEST_CHECKPOINTS = 5

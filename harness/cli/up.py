@@ -1,7 +1,7 @@
 """``crucible up`` and ``crucible down``: the reference cluster on localhost.
 
 ``up`` loads the config (a bad key prints ``config error: KEY: problem`` and
-exits 2), starts every component through ``reference_impl.cluster.Cluster``,
+exits 2), starts every component through ``reference_impl.launch.cluster.Cluster``,
 prints the endpoints, then either waits (foreground: Ctrl-C or SIGTERM stops
 everything by pid, in order) or returns (``--detach``: the pidfile
 ``RUN_DIR/cluster.pids`` stays for ``down``). The default run directory is
@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import TextIO
 
 from reference_impl import config as config_mod
-from reference_impl.cluster import (
-    PIDFILE, Cluster, ClusterAborted, ClusterStartError, stop_detached,
-)
 from reference_impl.config import HOST, ClusterConfig
+from reference_impl.launch.cluster import PIDFILE, Cluster, ClusterAborted, ClusterStartError, stop_detached
 
 RESULTS = Path("results")
 LATEST = "cluster-latest"

@@ -44,8 +44,8 @@ from pathlib import Path
 import psutil
 
 from reference_impl import config as config_mod
-from reference_impl import node
 from reference_impl.config import ClusterConfig
+from reference_impl.edges import process
 
 PIDFILE = "cluster.pids"
 CONFIG_FILE = "cluster.yaml"
@@ -78,12 +78,12 @@ class Component:
 
 def plan_components(cfg: ClusterConfig) -> list[Component]:
     """Every component of ``cfg`` in start order (pure)."""
-    out = [Component("logger", "reference_impl.logger_node", cfg.logger.admin_port)]
+    out = [Component("logger", "reference_impl.logger", cfg.logger.admin_port)]
     for e in sorted(cfg.engines, key=lambda e: (e.role != "secondary", e.id)):
-        out.append(Component(f"engine-{e.id}", "reference_impl.engine_node", e.admin_port, e.id))
-    out.append(Component("sequencer", "reference_impl.sequencer_node", cfg.sequencer.admin_port))
+        out.append(Component(f"engine-{e.id}", "reference_impl.engine", e.admin_port, e.id))
+    out.append(Component("sequencer", "reference_impl.sequencer", cfg.sequencer.admin_port))
     for g in cfg.gateways:
-        out.append(Component(f"gateway-{g.id}", "reference_impl.gateway_node", g.admin_port, g.id))
+        out.append(Component(f"gateway-{g.id}", "reference_impl.gateway", g.admin_port, g.id))
     return out
 
 
@@ -261,7 +261,7 @@ class Cluster:
                 for name, p in self._procs.items() if not p.alive()}
 
     def health(self, name: str, timeout_s: float = 1.0) -> dict:
-        return node.admin_query(self._by_name[name].admin_port, "health", timeout_s)
+        return process.admin_query(self._by_name[name].admin_port, "health", timeout_s)
 
     # -------------------------------------------------------------- nemesis verbs
 
@@ -313,7 +313,7 @@ class Cluster:
                 raise ClusterStartError(name, f"exited with code {code} before it was ready",
                                         log_tail(self.log_path(name)))
             try:
-                reply = node.admin_query(port, "health", timeout_s=0.2)
+                reply = process.admin_query(port, "health", timeout_s=0.2)
             except (OSError, ValueError) as exc:  # not bound yet, timeout, garbage
                 last = f"{type(exc).__name__}: {exc}"
             else:

@@ -1,4 +1,4 @@
-"""The gateway process: ``python -m reference_impl.gateway_node --config F --run-dir D --id N``.
+"""The gateway process: ``python -m reference_impl.gateway --config F --run-dir D --id N``.
 
 Theory of operation
 -------------------
@@ -46,7 +46,6 @@ import sys
 import time
 from collections.abc import Callable
 
-from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, status_codec
 from reference_impl.core.errors import DecodeError
@@ -54,6 +53,7 @@ from reference_impl.core.gateway_book import Answer, Forward, GatewayBook, Relea
 from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import RejectReason
 from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.edges import process, transport
 
 TICK_S = 0.01
 REQUEST_TIMEOUT_S = 5.0
@@ -95,7 +95,7 @@ class GatewayNode:
         self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
         self.recovery_sock = transport.bind_udp(0)
         self.status_sock = transport.bind_udp(self.gw.status_port)
-        self.admin_sock = node.admin_socket(self.gw.admin_port)
+        self.admin_sock = process.admin_socket(self.gw.admin_port)
         self.request_sock = transport.bind_udp(0)
         self.sequencer_addr = (HOST, cfg.sequencer.request_port)
         for s in (self.out_sock, self.recovery_sock, self.status_sock, self.admin_sock,
@@ -281,7 +281,7 @@ class GatewayNode:
                 data, addr = self.admin_sock.recvfrom(transport.RECV_BYTES)
             except (BlockingIOError, InterruptedError, OSError):
                 return
-            node.answer_admin(self.admin_sock, data, addr, self.on_admin)
+            process.answer_admin(self.admin_sock, data, addr, self.on_admin)
 
     def on_admin(self, command: str) -> dict:
         words = command.split()
@@ -336,7 +336,10 @@ class GatewayNode:
             s.close()
 
     async def run(self, stop: asyncio.Event) -> None:
-        from reference_impl import http_door, ouch_door  # the doors import this module's types
+        from reference_impl.gateway import (
+            http_door,
+            ouch_door,  # the doors import this module's types
+        )
 
         loop = asyncio.get_running_loop()
         ouch = await ouch_door.start(self, HOST, self.gw.ouch_port)
@@ -353,9 +356,3 @@ class GatewayNode:
             await http.close()
             self.close(loop)
 
-
-if __name__ == "__main__":
-    # not at the top: gateway_main imports this module
-    from reference_impl.gateway_main import main
-
-    sys.exit(main())

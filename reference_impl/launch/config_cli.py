@@ -1,6 +1,6 @@
 """Write a cluster config file: the packaged default (or a given one), moved and overridden.
 
-``python -m reference_impl.config_cli OUT [--base FILE] [--offset N]
+``python -m reference_impl.launch.config_cli OUT [--base FILE] [--offset N]
 [--durability fsync|replicated|none] [--transport unicast|multicast]``
 
 The setup step of the reference implementation described as an external SUT

@@ -1,4 +1,4 @@
-"""The logger process: ``python -m reference_impl.logger_node --config FILE --run-dir DIR``.
+"""The logger process: ``python -m reference_impl.logger --config FILE --run-dir DIR``.
 
 Theory of operation
 -------------------
@@ -49,22 +49,21 @@ reads (recovery and archive) accept CRC-mismatched records.
 from __future__ import annotations
 
 import socket
-import sys
 import time
 
-from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.receiver import Deliver, Receiver
 from reference_impl.core.sequenced_codec import poisoned_block
-from reference_impl.retransmit_ring import (
+from reference_impl.edges import process, transport
+from reference_impl.edges.retransmit_ring import (
     MAX_REPLY_MESSAGES,
     MAX_REPLY_PACKETS,
     RetransmitRing,
     answer_rerequest,
 )
-from reference_impl.wal import WalCorruptError, WalWriter
+from reference_impl.logger.wal import WalWriter
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -85,7 +84,7 @@ class LoggerAgent:
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, lc.input_port)
         self.recovery_sock = transport.bind_udp(0)
         self.archive_sock = transport.bind_udp(lc.archive_port)
-        self.admin_sock = node.admin_socket(lc.admin_port)
+        self.admin_sock = process.admin_socket(lc.admin_port)
         self.inbox = transport.Inbox(
             [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock],
             cfg.idle, cfg.backoff_spin_us)
@@ -216,7 +215,7 @@ class LoggerAgent:
             due = min(due, wake)
         return min(POLL_MAX_S, max(due - now, 0) / 1e9)
 
-    def run(self, stop: node.StopFlag) -> None:
+    def run(self, stop: process.StopFlag) -> None:
         input_sock, recovery_sock, archive_sock = (
             self.input_sock, self.recovery_sock, self.archive_sock)
         receiver, wal = self.receiver, self.wal
@@ -231,7 +230,7 @@ class LoggerAgent:
                 elif sock is archive_sock:
                     archive.append((data, addr))
                 else:
-                    node.answer_admin(sock, data, addr, self.on_admin)
+                    process.answer_admin(sock, data, addr, self.on_admin)
             wake = receiver.next_wake_ns
             if wake is not None and wake <= now:
                 self.carry_out(receiver.on_tick(now))
@@ -249,24 +248,3 @@ class LoggerAgent:
             s.close()
         self.wal.close()
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible logger: appends the input stream to the WAL, serves the archive.",
-                           argv)
-    cfg = node.load_config(args)
-    stop = node.StopFlag()
-    try:
-        agent = LoggerAgent(cfg, node.data_path(args, cfg.logger.data_dir))
-    except WalCorruptError as exc:
-        print(f"logger: refusing to start: the WAL is corrupt: {exc}", file=sys.stderr,
-              flush=True)
-        return 2
-    try:
-        agent.run(stop)
-    finally:
-        agent.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from harness.replay_cmd import run_replay
+    from harness.cli.replay import run_replay
 
     return run_replay(args.input, args.out, args.instruments)
 
@@ -29,13 +29,13 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from harness.up_cmd import run_up
+    from harness.cli.up import run_up
 
     return run_up(args.config, args.run_dir, args.detach)
 
 
 def _down(args: argparse.Namespace) -> int:
-    from harness.up_cmd import run_down
+    from harness.cli.up import run_down
 
     return run_down(args.run_dir)
 
@@ -53,19 +53,19 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_wal(sub: argparse._SubParsersAction) -> None:
-    from harness.wal_cmd import register
+    from harness.cli.wal import register
 
     register(sub)
 
 
 def _add_certify(sub: argparse._SubParsersAction) -> None:
-    from harness.certify import register
+    from harness.cli.certify import register
 
     register(sub)
 
 
 def _add_load(sub: argparse._SubParsersAction) -> None:
-    from harness.load_cmd import register
+    from harness.cli.load import register
 
     register(sub)
 

@@ -60,7 +60,7 @@ def reference_options(profile: dict[str, Any]) -> dict[str, Any]:
 def hardware_match(profile: dict[str, Any], hw: dict[str, Any]) -> tuple[dict | None, dict[str, Any]]:
     """(the hardware target profile or None, the match as report.json states it)."""
     from harness import hardware as hw_mod
-    from harness.certify_run import load_profile
+    from harness.cli.certify_run import load_profile
 
     name = profile.get("hardware_profile")
     if not name:
@@ -135,8 +135,8 @@ def run_load_cmd(*, profile: str = DEFAULT_PROFILE, sut: str = "reference", door
     from rich.console import Console
     from rich.markup import escape
 
-    from harness.certify import SEED_RANGE
-    from harness.certify_run import describe_sut, load_profile
+    from harness.cli.certify import SEED_RANGE
+    from harness.cli.certify_run import describe_sut, load_profile
     from harness.history import History
     from harness.latency_budget import parse_budgets
     from harness.loadgen import LoadError, run_load

@@ -1,4 +1,4 @@
-"""The sequencer process: ``python -m reference_impl.sequencer_node --config FILE --run-dir DIR``.
+"""The sequencer process: ``python -m reference_impl.sequencer --config FILE --run-dir DIR``.
 
 Theory of operation
 -------------------
@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 import time
 
-from reference_impl import node, transport
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, sequenced_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.messages import CLIENT_BODIES, LeaderChange, Sequenced, SnapshotRequest
 from reference_impl.core.sequencing import CONTROL_GATEWAY, Request, Sequencer
-from reference_impl.retransmit_ring import RetransmitRing, answer_rerequest
+from reference_impl.core.status_pacer import StatusPacer
+from reference_impl.edges import process, transport
+from reference_impl.edges.retransmit_ring import RetransmitRing, answer_rerequest
 
 MAX_PAYLOAD = 1400
 POLL_MAX_S = 0.05
@@ -66,7 +66,7 @@ class SequencerAgent:
         self.skip_dedup = "skip_dedup" in cfg.faults
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
         self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
-        self.admin_sock = node.admin_socket(cfg.sequencer.admin_port)
+        self.admin_sock = process.admin_socket(cfg.sequencer.admin_port)
         self.inbox = transport.Inbox([self.request_sock, self.retransmit_sock, self.admin_sock],
                                      cfg.idle, cfg.backoff_spin_us)
         subscribers = [e.input_port for e in cfg.engines] + [cfg.logger.input_port]
@@ -77,7 +77,7 @@ class SequencerAgent:
         self.published_seq = 0
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.last_send_ns = 0  #: last packet on the stream (data or heartbeat)
-        self.pacer = node.StatusPacer(STATUS_MIN_NS, self.heartbeat_ns)
+        self.pacer = StatusPacer(STATUS_MIN_NS, self.heartbeat_ns)
         self.counters = {"sequenced": 0, "duplicates": 0, "garbage": 0, "skipped_dedup": 0,
                          "packets": 0, "heartbeats": 0, "retransmit_requests": 0,
                          "retransmit_packets": 0, "bad_retransmit_requests": 0}
@@ -201,7 +201,7 @@ class SequencerAgent:
 
     # ------------------------------------------------------------ duty loop
 
-    def run(self, stop: node.StopFlag) -> None:
+    def run(self, stop: process.StopFlag) -> None:
         request_sock, retransmit_sock = self.request_sock, self.retransmit_sock
         on_request = self.on_request
         while not stop.is_set:
@@ -218,7 +218,7 @@ class SequencerAgent:
                 elif sock is retransmit_sock:
                     rerequests.append((data, addr))
                 else:
-                    node.answer_admin(sock, data, addr, self.on_admin)
+                    process.answer_admin(sock, data, addr, self.on_admin)
             if self.pending:
                 self.publish_pending()
             else:
@@ -236,19 +236,3 @@ class SequencerAgent:
             s.close()
         self.publisher.close()
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = node.parse_args("Crucible sequencer: stamps, dedups and publishes the input stream.",
-                           argv)
-    cfg = node.load_config(args)
-    stop = node.StopFlag()
-    agent = SequencerAgent(cfg)
-    try:
-        agent.run(stop)
-    finally:
-        agent.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

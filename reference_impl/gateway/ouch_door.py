@@ -49,14 +49,7 @@ from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.gateway_book import Forward
 from reference_impl.core.gateway_orders import CANCEL, REPLACE, Outbound
-from reference_impl.core.messages import (
-    Accepted,
-    Canceled,
-    Executed,
-    Rejected,
-    Replaced,
-    Tif,
-)
+from reference_impl.core.messages import Accepted, Canceled, Executed, Rejected, Replaced, Tif
 from reference_impl.core.ouch_messages import (
     MARKET_PRICE,
     TIF_IOC,
@@ -73,7 +66,7 @@ from reference_impl.core.ouch_messages import (
 )
 
 if TYPE_CHECKING:
-    from reference_impl.gateway_node import GatewayNode
+    from reference_impl.gateway.node import GatewayNode
 
 HEARTBEAT_S = 1.0
 LOGIN_TIMEOUT_S = 15.0  #: a connection must log in this soon after it opens
