@@ -2,13 +2,20 @@
 
 Loading validates every key and names the offending one (``config error:
 engines[1].role: must be one of primary, secondary (got 'leader')``), so a
-typo fails at start-up instead of as a silent default. Relative data paths are
-resolved against the run directory, which the launcher passes to every node.
+typo fails at start-up instead of as a silent default. A key the schema does
+not know is an error too (``cluster.durabilty: unknown key (did you mean
+durability?)``), and so is a ``faults:`` name outside ``BROKEN_VARIANTS``:
+either would otherwise run the default silently. The keys of each section
+are the fields of its dataclass below (one home); ``load`` puts the file's
+name in front of the message. Relative data paths are resolved against the
+run directory, which the launcher passes to every node.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,22 +23,39 @@ from typing import Any
 
 import yaml
 
+from reference_impl.core.durability import POLICIES as DURABILITY
 from reference_impl.core.rules import Instruments, valid_account
 
-DURABILITY = ("fsync", "replicated", "none")
 TRANSPORTS = ("unicast", "multicast")
 IDLE = ("block", "spin", "backoff")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 ROLES = ("primary", "secondary")
 HOST = "127.0.0.1"
+#: The test-only broken variants a ``faults:`` list may switch on (docs/config.md): the one list
+#: of their names, which loading checks and ``ClusterConfig.broken`` asks.
+BROKEN_VARIANTS = ("ack_before_durable", "skip_dedup", "nondeterministic_tiebreak", "unmuted_secondary",
+                   "ignore_wal_crc", "no_gap_rerequest")
 
 
 class ConfigError(ValueError):
-    """A config key is missing, of the wrong type or out of range."""
+    """A config key is unknown, missing, of the wrong type or out of range."""
 
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        super().__init__(f"config error: {key}: {problem}")
+    def __init__(self, key: str, problem: str, file: str | None = None) -> None:
+        self.key, self.problem, self.file = key, problem, file
+        where = f"{file}: " if file else ""
+        super().__init__(f"{where}config error: {key}: {problem}")
+
+    def in_file(self, file: str) -> ConfigError:
+        """The same error, naming the file it came from."""
+        return ConfigError(self.key, self.problem, file)
+
+
+def unknown_name(name: str, known: Iterable[str], what: str = "key") -> str:
+    """The problem text for a name outside ``known``: a close match when there is one, and the list."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown {what}{hint}; known: {', '.join(known)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +126,17 @@ class ClusterConfig:
     #: test-only switches for the deliberately broken variants (docs/config.md)
     faults: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        for i, name in enumerate(self.faults):  # also guards with_overrides(faults=...)
+            if name not in BROKEN_VARIANTS:
+                raise ConfigError(f"faults[{i}]", unknown_name(str(name), BROKEN_VARIANTS, "fault"))
+
+    def broken(self, name: str) -> bool:
+        """Whether the test-only variant ``name`` is on; a name outside the list is a bug of the caller."""
+        if name not in BROKEN_VARIANTS:
+            raise ValueError(f"no broken variant {name!r}; known: {', '.join(BROKEN_VARIANTS)}")
+        return name in self.faults
+
     def instrument_table(self) -> Instruments:
         return Instruments(self.instruments)
 
@@ -152,6 +187,25 @@ class ClusterConfig:
 # ------------------------------------------------------------------ loading
 
 
+#: the keys of the ``cluster:`` section: the ClusterConfig fields that are policies and tuning
+CLUSTER_KEYS = ("durability", "transport", "idle", "event_loop", "backoff_spin_us", "capacity",
+                "backpressure_ratio", "checkpoint_every", "heartbeat_ms", "resend_ms")
+ROOT_KEYS = ("cluster", "instruments", "accounts", "sequencer", "streams", "engines", "logger", "gateways",
+             "faults")
+
+
+def _known(d: dict, path: str, known: Iterable[str]) -> None:
+    """Refuse a key outside ``known`` (a typo would otherwise run under the default)."""
+    known = tuple(known)
+    for key in d:
+        if key not in known:
+            raise ConfigError(f"{path}{key}", unknown_name(str(key), known))
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _get(d: dict, key: str, path: str, kind: type, default: Any = ...) -> Any:
     if key not in d:
         if default is ...:
@@ -196,6 +250,7 @@ def _section(raw: dict, key: str) -> dict:
 def _stream(raw: dict, key: str) -> StreamConfig:
     d = _section(raw, key)
     path = f"streams.{key}."
+    _known(d, path, _fields(StreamConfig))
     session = _get(d, "session", path, str)
     if len(session) != 10 or not session.isalnum() or not session.isascii():
         raise ConfigError(f"{path}session", f"must be 10 ASCII letters/digits (got {session!r})")
@@ -213,8 +268,10 @@ def parse(raw: Any) -> ClusterConfig:
     """Validate a loaded YAML document into a ``ClusterConfig``."""
     if not isinstance(raw, dict):
         raise ConfigError("<root>", "must be a mapping")
+    _known(raw, "", ROOT_KEYS)
     c = _section(raw, "cluster")
     p = "cluster."
+    _known(c, p, CLUSTER_KEYS)
     ratio = _get(c, "backpressure_ratio", p, float, 0.9)
     if not 0.0 < ratio <= 1.0:
         raise ConfigError(f"{p}backpressure_ratio", f"must be in (0, 1] (got {ratio})")
@@ -230,10 +287,13 @@ def parse(raw: Any) -> ClusterConfig:
         if type(password) is not str or not 1 <= len(password) <= 10 or not password.isascii():
             raise ConfigError(f"accounts.{name}", "password must be 1-10 ASCII characters")
     s = _section(raw, "sequencer")
+    _known(s, "sequencer.", _fields(SequencerConfig))
     streams = _section(raw, "streams")
+    _known(streams, "streams.", ("input", "output"))
     engines = []
     for i, e in enumerate(_list(raw, "engines")):
         ep = f"engines[{i}]."
+        _known(e, ep, _fields(EngineConfig))
         engines.append(EngineConfig(_positive(e, "id", ep, 1), _choice(e, "role", ep, ROLES, ""),
                                     _port(e, "input_port", ep), _port(e, "output_port", ep),
                                     _port(e, "retransmit_port", ep), _port(e, "admin_port", ep)))
@@ -242,9 +302,11 @@ def parse(raw: Any) -> ClusterConfig:
         raise ConfigError("engines", f"need exactly one primary and at most one secondary (got {roles})")
     lg = _section(raw, "logger")
     lp = "logger."
+    _known(lg, lp, _fields(LoggerConfig))
     gateways = []
     for i, g in enumerate(_list(raw, "gateways")):
         gp = f"gateways[{i}]."
+        _known(g, gp, _fields(GatewayConfig))
         gateways.append(GatewayConfig(
             _positive(g, "id", gp, 1), _port(g, "ouch_port", gp), _port(g, "http_port", gp),
             _port(g, "output_port", gp), _port(g, "status_port", gp), _port(g, "admin_port", gp)))
@@ -295,12 +357,23 @@ def load(path: str | Path | None = None) -> ClusterConfig:
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+            raise ConfigError("<file>", f"cannot read: {exc.strerror}", str(path)) from None
+    file = str(path or "default.yaml")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path or "default.yaml"), f"not valid YAML: {exc}") from None
-    return parse(raw)
+        raise ConfigError(*_yaml_problem(exc), file) from None
+    try:
+        return parse(raw)
+    except ConfigError as exc:
+        raise exc.in_file(file) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """(``line L, column C``, ``not valid YAML: problem``) of a YAML syntax error, in one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"), f"not valid YAML: {problem}"
 
 
 def dump(cfg: ClusterConfig) -> str:
@@ -308,10 +381,7 @@ def dump(cfg: ClusterConfig) -> str:
     c = dataclasses.asdict(cfg)
     streams = {"input": c.pop("input_stream"), "output": c.pop("output_stream")}
     out = {
-        "cluster": {k: c.pop(k) for k in ("durability", "transport", "idle", "event_loop",
-                                          "backoff_spin_us",
-                                          "capacity", "backpressure_ratio", "checkpoint_every",
-                                          "heartbeat_ms", "resend_ms")},
+        "cluster": {k: c.pop(k) for k in CLUSTER_KEYS},
         "instruments": c.pop("instruments"),
         "accounts": c.pop("accounts"),
         "sequencer": c.pop("sequencer"),

@@ -5,11 +5,13 @@
 
 The setup step of the reference implementation described as an external SUT
 (docs/examples/reference-as-external.yaml): every node then reads ``OUT``.
+A bad base config exits 64 (``os.EX_USAGE``) with one line naming the file and the key.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             config_mod.dump(cfg.with_overrides(**changes))))  # re-validate the moved ports
     except config_mod.ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return os.EX_USAGE
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(config_mod.dump(cfg))
