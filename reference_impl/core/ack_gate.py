@@ -21,13 +21,11 @@ or above its seq completes (it can no longer complete: the stream is in
 order) or once the epoch rises above its own (a deposed primary's).
 
 A complete input is *held* until the durability policy covers its seq
-(``threshold``):
-
-- ``fsync``: the logger's durable watermark;
-- ``replicated``: the lower of the logger's written watermark and the
-  secondary's applied seq (the written watermark alone without a secondary);
-- ``none``, or ``ungated`` (the test-only fault ``ack_before_durable``):
-  every seq.
+(``threshold``). Which watermarks a policy waits for is ``core.durability``'s
+rule (the logger's durable seq under ``fsync``; its written seq and the
+secondary's applied seq under ``replicated``; nothing under ``none``), which
+the engines and the logger ask too; ``ungated`` (the test-only fault
+``ack_before_durable``) lets every seq out.
 
 ``releasable()`` pops the held inputs at or below the threshold, lowest seq
 first, with their records in index order. Watermarks only grow (a restarted
@@ -38,11 +36,11 @@ from __future__ import annotations
 
 import heapq
 
+from . import durability
+from .durability import UNGATED
 from .output_codec import OutputRecord
 from .status_codec import EngineStatus, LoggerWatermark
 
-POLICIES = ("fsync", "replicated", "none")
-UNGATED = 1 << 64  #: the threshold when nothing gates: above every u64 seq
 #: The most output records one input may have. An input yields one ack or
 #: reject, two executions per match and at most one cancel, so this admits a
 #: sweep of 2046 resting orders; a record claiming more is dropped (counted
@@ -53,15 +51,14 @@ MAX_OUTPUTS_PER_INPUT = 4096
 class AckGate:
     """Gathers output records per input and releases complete inputs by policy."""
 
-    __slots__ = ("durability", "ungated", "has_secondary", "highest_complete", "max_epoch",
+    __slots__ = ("durability", "waits", "ungated", "has_secondary", "highest_complete", "max_epoch",
                  "written_seq", "durable_seq", "secondary_applied", "primary_id",
                  "_primary_epoch", "_incomplete", "_held", "_complete", "counters")
 
-    def __init__(self, durability: str, ungated: bool = False, has_secondary: bool = True) -> None:
-        if durability not in POLICIES:
-            raise ValueError(f"durability must be one of {POLICIES}")
-        self.durability = durability
-        self.ungated = ungated or durability == "none"
+    def __init__(self, policy: str, ungated: bool = False, has_secondary: bool = True) -> None:
+        self.waits = durability.waits_for(policy)  # ValueError for an unknown policy
+        self.durability = policy
+        self.ungated = ungated or not durability.gates(policy)
         self.has_secondary = has_secondary
         self.highest_complete = 0
         self.max_epoch = 0
@@ -152,11 +149,8 @@ class AckGate:
         """The highest input seq the policy lets out now."""
         if self.ungated:
             return UNGATED
-        if self.durability == "fsync":
-            return self.durable_seq
-        if self.has_secondary:
-            return min(self.written_seq, self.secondary_applied)
-        return self.written_seq
+        return durability.covered_seq(self.waits, self.written_seq, self.durable_seq,
+                                      self.secondary_applied, self.has_secondary)
 
     def releasable(self) -> list[tuple[int, list[OutputRecord]]]:
         """Pop every held input the policy now covers: ``(seq, records)``, lowest seq first."""

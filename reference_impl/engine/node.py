@@ -67,7 +67,7 @@ import socket
 import time
 
 from reference_impl.config import HOST, ClusterConfig
-from reference_impl.core import mold_codec, output_codec, sequenced_codec, status_codec
+from reference_impl.core import durability, mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.output_codec import OutputRecord
@@ -93,15 +93,15 @@ class InputCorrupt(RuntimeError):
     """A delivered input-stream message does not decode: this replica cannot go on."""
 
 
-def status_pace_ns(durability: str, primary: bool) -> int:
-    """How far apart this engine's statuses may be: 0 for one the ack gate waits on.
+def status_pace_ns(policy: str, primary: bool) -> int:
+    """How far apart this engine's statuses may be: 0 for one an ack gate waits on.
 
-    Under ``replicated`` the gateways' gate waits for the secondary's applied
-    seq (``AckGate`` takes any non-primary status for the secondary's), so it
-    reports after every turn. Any other status only feeds the backpressure
-    depth and names the primary, so it is paced to ``STATUS_PACE_NS``.
+    Whether a gate waits on it is ``durability.engine_status_gates`` (the
+    secondary's applied seq, under ``replicated``): then it reports after
+    every turn. Any other status only feeds the backpressure depth and names
+    the primary, so it is paced to ``STATUS_PACE_NS``.
     """
-    return 0 if durability == "replicated" and not primary else STATUS_PACE_NS
+    return 0 if durability.engine_status_gates(policy, primary) else STATUS_PACE_NS
 
 
 class EngineAgent:

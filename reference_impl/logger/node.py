@@ -18,14 +18,15 @@ One single-threaded duty loop over an ``Inbox`` of four sockets:
 Group commit: each turn drains everything ready, appends every delivered
 message (its bytes exactly as on the bus) to the WAL, then ``write()`` (one
 ``pwrite``) and a ``LoggerWatermark(written, durable)`` to every gateway's
-status port, then one ``fdatasync`` and, when the durability policy is
-``fsync`` (the gate waits for it), a second watermark with the new durable
-seq. Under ``replicated`` and ``none`` the gate reads only the written seq, so
-the new durable seq rides on the next watermark (the next commit's, or the
-idle repeat within ``heartbeat_ms``): one datagram per commit, not two. Nothing sleeps on this path: while an fdatasync runs, packets
-queue in the socket buffer and become the next turn's batch. An idle logger
-repeats its watermark every ``heartbeat_ms``. Archive requests are answered
-after the commit, so they never delay durability.
+status port, then one ``fdatasync`` and, when an ack gate waits for the
+durable seq (``core.durability.logger_publishes_durable``: under ``fsync``),
+a second watermark with the new durable seq. Otherwise no gate reads the
+durable seq, so it rides on the next watermark (the next commit's, or the
+idle repeat within ``heartbeat_ms``): one datagram per commit, not two.
+Nothing sleeps on this path: while an fdatasync runs, packets queue in the
+socket buffer and become the next turn's batch. An idle logger repeats its
+watermark every ``heartbeat_ms``. Archive requests are answered after the
+commit, so they never delay durability.
 
 A data packet whose blocks do not all decode with ``sequenced_codec`` and
 carry the packet's seq plus their index in their header
@@ -52,7 +53,7 @@ import socket
 import time
 
 from reference_impl.config import HOST, ClusterConfig
-from reference_impl.core import mold_codec, status_codec
+from reference_impl.core import durability, mold_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.receiver import Deliver, Receiver
 from reference_impl.core.sequenced_codec import poisoned_block
@@ -93,7 +94,8 @@ class LoggerAgent:
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.last_status_ns = 0
-        self.durable_gates = cfg.durability == "fsync"  #: the gateways wait for the durable seq
+        #: a gate waits for the durable seq: send it right after the fdatasync
+        self.durable_gates = durability.logger_publishes_durable(cfg.durability)
         self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
                          "poisoned_packets": 0, "appended": 0, "payload_seq_mismatch": 0,
                          "rerequests": 0,
