@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-``connect()`` opens a blocking TCP socket and logs in (username = account,
-password, requested session, requested sequence number; blank and 0 mean
-the current session from the next message). Then a reader thread owns the
-receiving side: it splits the stream with ``SoupBinFramer``, numbers each
+``connect()`` opens a ``SoupBinClient`` (the one SoupBinTCP client, in
+``soupbin_client``) and logs in (username = account, password, requested
+session, requested sequence number; blank and 0 mean the current session
+from the next message). Then a reader thread owns the receiving side: it
+reads whole packets from the connection (``SoupBinClient.receive``), numbers each
 Sequenced Data message (from Login Accepted's number, so ``next_seq`` is
 what a resume asks for), maps it to a replay-format output dict
 (``ouch_map``), appends it to ``stream()``, and hands any outcome to the
@@ -31,6 +32,7 @@ the final order state, see ``settle``, decides it).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -38,23 +40,14 @@ from typing import Any
 
 from harness.clients import ouch_map
 from harness.clients.http_client import Result
+from harness.clients.soupbin_client import LoginRejectedError, SoupBinClient
 from harness.history import FAIL, INFO, OK, History, Op
 from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.errors import DecodeError
 
 DOOR = "ouch"
-RECV_BYTES = 65536
 POLL_S = 0.1
-
-
-class LoginRejectedError(ConnectionError):
-    """Login Rejected: ``reason`` b"A" (not authorized) or b"S" (session not available)."""
-
-    def __init__(self, reason: bytes) -> None:
-        self.reason = reason
-        what = {b"A": "not authorized", b"S": "session not available"}.get(reason, "?")
-        super().__init__(f"login rejected: {reason.decode('ascii', 'replace')} ({what})")
 
 
 class Ticket:
@@ -91,8 +84,7 @@ class OuchClient:
         self._lock = threading.RLock()
         self._send_lock = threading.Lock()
         self._matcher = ouch_map.Matcher()
-        self._sock: socket.socket | None = None
-        self._framer: sb.SoupBinFramer | None = None
+        self._conn: SoupBinClient | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_send = 0.0
@@ -104,48 +96,25 @@ class OuchClient:
         will number). Raises ``LoginRejectedError``, ``ConnectionError`` or ``OSError``."""
         if self._thread is not None:
             raise RuntimeError("already connected")
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        framer = sb.SoupBinFramer(from_client=False)
+        conn = SoupBinClient(self.host, self.port, self.timeout_s)
         try:
-            sock.sendall(sb.encode(sb.LoginRequest(self.account, self.password, session,
-                                                   sequence)))
-            packets = self._await_login(sock, framer)
+            conn.send(sb.LoginRequest(self.account, self.password, session, sequence))
+            accepted = conn.logged_in()
         except BaseException:
-            sock.close()
+            conn.close()
             raise
-        accepted = packets.pop(0)
+        finally:
+            self.debug += conn.debug
         with self._lock:
-            self._sock, self._framer = sock, framer
+            self._conn = conn
             self.session, self.next_seq = accepted.session, accepted.sequence_number
             self.closed_reason = None
             self._last_send = time.monotonic()
             self._stop.clear()
-            self._on_packets(packets)
         self._thread = threading.Thread(target=self._read_loop, name=f"ouch-{self.account}",
                                         daemon=True)
         self._thread.start()
         return accepted.sequence_number
-
-    def _await_login(self, sock: socket.socket, framer: sb.SoupBinFramer) -> list:
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = sock.recv(RECV_BYTES)
-            except TimeoutError:
-                raise ConnectionError("no login reply within the timeout") from None
-            if not data:
-                raise ConnectionError("server closed before answering the login: "
-                                      + " | ".join(self.debug))
-            packets = framer.feed(data)
-            for i, p in enumerate(packets):
-                if isinstance(p, sb.LoginAccepted):
-                    return packets[i:]
-                if isinstance(p, sb.LoginRejected):
-                    raise LoginRejectedError(p.reason)
-                if isinstance(p, sb.Debug):
-                    self.debug.append(p.text)
 
     def reconnect(self) -> int:
         """Log in again after a lost connection, resuming at ``next_seq`` of this session;
@@ -171,22 +140,20 @@ class OuchClient:
     def close(self) -> None:
         """Close the connection; requests still pending complete ``info``."""
         self._stop.set()
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5.0)
         self._thread = None
         self._lost("client closed the connection")
-        if sock is not None:
-            sock.close()
-        self._sock = None
+        if conn is not None:
+            conn.close()
+        self._conn = None
 
     def __enter__(self) -> OuchClient:
-        if self._sock is None:
+        if self._conn is None:
             self.connect()
         return self
 
@@ -205,34 +172,31 @@ class OuchClient:
     # -------------------------------------------------------------- reading
 
     def _read_loop(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        sock.settimeout(POLL_S)
+        conn = self._conn
+        assert conn is not None
         while not self._stop.is_set():
             try:
-                data = sock.recv(RECV_BYTES)
+                packets = conn.receive(POLL_S)
             except TimeoutError:
-                data = None
+                packets = []
             except OSError as exc:
                 self._lost(f"connection lost: {type(exc).__name__}: {exc}")
                 return
-            if data == b"":
+            except DecodeError as exc:
+                self._lost(f"protocol error from the server: {exc}")
+                return
+            if packets is None:
                 why = f" ({self.debug[-1]})" if self.debug else ""
                 self._lost("connection closed by the server" + why)
                 return
-            if data:
-                try:
-                    packets = self._framer.feed(data)  # type: ignore[union-attr]
-                except DecodeError as exc:
-                    self._lost(f"protocol error from the server: {exc}")
-                    return
+            if packets:
                 with self._lock:
                     self._on_packets(packets)
             if time.monotonic() - self._last_send >= self.heartbeat_s:
                 try:
                     self._send(sb.encode(sb.ClientHeartbeat()))
                 except OSError:
-                    pass  # the next recv tells
+                    pass  # the next read tells
 
     def _on_packets(self, packets: list) -> None:
         for p in packets:
@@ -283,11 +247,11 @@ class OuchClient:
             ticket.done.set()
 
     def _send(self, data: bytes) -> None:
-        sock = self._sock
-        if sock is None:
+        conn = self._conn
+        if conn is None:
             raise OSError("not connected")
         with self._send_lock:
-            sock.sendall(data)
+            conn.send_raw(data)
             self._last_send = time.monotonic()
 
     def _submit(self, f: str, fields: dict[str, Any], build) -> Ticket:
