@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The gateway never asks the engine anything: everything it knows about an
 account it learns from *released* outputs (those that passed the ack gate, see
-``gateway_book``), so what it serves can never run ahead of what is safe to
+``gateway_desk``), so what it serves can never run ahead of what is safe to
 acknowledge. ``Account.apply(outbound)`` appends one message to the account's
 outbound journal and folds it into the account's order table.
 
@@ -12,11 +12,12 @@ Outbound journal: each account has one outbound sequence number, from 1,
 shared by both doors: it numbers the account's SoupBinTCP Sequenced Data
 messages and its SSE event ids, so a client can resume on either door from
 the number it last saw. An entry is an ``Outbound``: the engine ``Output``
-plus what the OUCH door needs to render it (the business timestamp, the kind
-of request it answered when this gateway sent it, the order's side, symbol
-and time in force). Gateway-local rejects (a stateless check or backpressure
-on the OUCH door, where every server message must be sequenced) are journal
-entries too, with an output ``seq`` of 0: they were never sequenced.
+plus what ``ouch_render`` needs to render it (the business timestamp, the
+kind of request it answered when this gateway sent it, the order's side,
+symbol and time in force). Gateway-local rejects (a stateless check or
+backpressure, on either door: every SoupBinTCP server message must be
+sequenced, and both doors share the numbering) are journal entries too, with
+an output ``seq`` of 0: they were never sequenced.
 
 Order table, one ``OrderState`` per token:
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from reference_impl.core.gateway_book import Answer, Forward
+from reference_impl.core.gateway_desk import Answer, Forward
 from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import Cancel, RejectReason
 from reference_impl.core.replay_format import output_to_json

@@ -6,7 +6,7 @@ One asyncio event loop (uvloop unless ``cluster.event_loop`` says
 ``asyncio`` or uvloop is not installed: see ``gateway_main``) runs
 everything: the two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2;
 ``http_door``: aiohttp), the UDP sockets of the pipeline, and a 10 ms timer.
-All decisions are made by ``core.gateway_book.GatewayBook``; this module
+All decisions are made by ``core.gateway_desk.GatewayDesk``; this module
 only moves bytes and clocks in and out of it.
 
 - Requests: a door calls ``submit(account, body)``; the book checks it and
@@ -49,7 +49,7 @@ from collections.abc import Callable
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import mold_codec, output_codec, status_codec
 from reference_impl.core.errors import DecodeError
-from reference_impl.core.gateway_book import Answer, Forward, GatewayBook, Released, Stages
+from reference_impl.core.gateway_desk import Answer, Forward, GatewayDesk, Released, Stages
 from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import RejectReason
 from reference_impl.core.receiver import Deliver, Receiver
@@ -63,7 +63,7 @@ Subscriber = Callable[[Outbound], None]
 
 
 class GatewayNode:
-    """Sockets, timers and subscribers around one ``GatewayBook``."""
+    """Sockets, timers and subscribers around one ``GatewayDesk``."""
 
     def __init__(self, cfg: ClusterConfig, gateway_id: int, incarnation: int,
                  request_timeout_s: float = REQUEST_TIMEOUT_S,
@@ -75,7 +75,7 @@ class GatewayNode:
         self.request_timeout_s = request_timeout_s
         self.ouch_idle_timeout_s = ouch_idle_timeout_s
         has_secondary = any(e.role == "secondary" for e in cfg.engines)
-        self.book = GatewayBook(
+        self.book = GatewayDesk(
             gateway_id, self.incarnation, cfg.durability, cfg.instrument_table(),
             capacity=cfg.capacity, ratio=cfg.backpressure_ratio,
             resend_ns=cfg.resend_ms * 1_000_000,

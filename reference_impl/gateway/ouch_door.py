@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.errors import DecodeError
-from reference_impl.core.gateway_book import Forward
+from reference_impl.core.gateway_desk import Forward
 from reference_impl.core.gateway_orders import CANCEL, REPLACE, Outbound
 from reference_impl.core.messages import Accepted, Canceled, Executed, Rejected, Replaced, Tif
 from reference_impl.core.ouch_messages import (
@@ -232,8 +232,8 @@ class OuchSession(asyncio.Protocol):
         result = node.submit(self.account, body)  # type: ignore[arg-type]
         if type(result) is not Forward:
             self.door.counters["rejected"] += 1
-            entry = node.book.local_reject(self.account, token, result,  # type: ignore[arg-type]
-                                           time.time_ns(), what)
+            entry = node.book.local_reject(self.account, body, result,  # type: ignore[arg-type]
+                                           time.time_ns())
             node.publish(entry)
 
     # -------------------------------------------------------------- output

@@ -1,8 +1,14 @@
-"""The gateway's pure logic: admission, resends, the ack gate and backpressure.
+"""The gateway's desk: admission, resends, the ack gate, backpressure and accounts.
+
+A desk, because it does what a front desk does: it takes each client request
+in or turns it away at once (admission, backpressure), chases what it sent
+until the exchange answers (resends), hands an answer out only when it is safe
+(the ack gate), stamps when it left, and keeps every account's orders and
+outbound journal. ("Book" means the order book in this project.)
 
 Theory of operation
 -------------------
-``GatewayBook`` is sans-I/O: the gateway node feeds it what arrives (client
+``GatewayDesk`` is sans-I/O: the gateway node feeds it what arrives (client
 requests, output records, status records, timer ticks, each with ``now_ns``,
 a monotonic clock reading) and carries out what it returns (datagrams to
 send, messages to release to clients). It never reads a clock or a socket.
@@ -32,7 +38,13 @@ and holds each complete input until the durability policy covers it. Release
 journals every output under its account's next outbound seq (passive fills
 of other accounts included: they are gated like any other output) and
 answers the request this gateway sent, if any, with the outputs for its own
-account and the stage stamps; ``durable_ns`` is the release time.
+account and the stage stamps; ``durable_ns`` is the release time, and
+``finish`` stamps gateway-out once the edge has handed the answer out (the
+one place it is stamped, for both doors).
+
+Local rejects. A request ``admit`` refuses is never sequenced, but it is
+journalled (``local_reject``) under its account's next outbound seq, with an
+output ``seq`` of 0, whichever door it came from.
 
 Backpressure. ``depth = (sequencer published seq - lowest of the applied seqs
 of the engines heard from within stale_ns and the logger's written seq) +
@@ -131,7 +143,7 @@ class Released(NamedTuple):
 _NOTHING = Released([], [])
 
 
-class GatewayBook:
+class GatewayDesk:
     """Admission, resends, ack gate, backpressure and per-account state of one gateway."""
 
     def __init__(self, gateway_id: int, incarnation: int, durability: str,
@@ -262,10 +274,19 @@ class GatewayBook:
         self.counters["resends"] += len(out)
         return out
 
-    def local_reject(self, account: str, token: str, reason: RejectReason, ts: int,
-                     kind: str = "") -> Outbound:
-        """Journal a gateway-local reject (OUCH door: server messages must be sequenced)."""
-        return self.account(account).apply(Rejected(0, account, token, reason), ts, kind)
+    def local_reject(self, account: str, body: object, reason: RejectReason, ts: int) -> Outbound:
+        """Journal a request ``admit`` refused, whichever door it came from.
+
+        Every server message of a SoupBinTCP session is sequenced, so a refusal
+        takes the account's next outbound seq like any output; the HTTP door's
+        refusals are journalled the same way, so both doors see one numbering.
+        The token is the one the refused request would have created or named
+        (a replace's new token), as the engine's reject would carry it; ``ts``
+        is wall-clock ns (there is no sequencer stamp: it was never sequenced).
+        """
+        token = body.new_token if type(body) is Replace else body.token  # type: ignore[attr-defined]
+        return self.account(account).apply(Rejected(0, account, token, reason), ts,
+                                            _KINDS[type(body)])
 
     # --------------------------------------------------------------- outputs
 

@@ -1,11 +1,11 @@
-"""GatewayBook and the per-account order view: literal scenarios, manual clock."""
+"""GatewayDesk and the per-account order view: literal scenarios, manual clock."""
 
 from __future__ import annotations
 
 import pytest
 
 from reference_impl.core import sequenced_codec
-from reference_impl.core.gateway_book import Forward, GatewayBook
+from reference_impl.core.gateway_desk import Forward, GatewayDesk
 from reference_impl.core.gateway_orders import CANCEL, NEW, Account
 from reference_impl.core.messages import (
     Accepted,
@@ -31,8 +31,8 @@ INC = 7
 INSTRUMENTS = Instruments({"ACME": 100, "GLOBEX": 100})
 
 
-def book(durability: str = "fsync", **kw) -> GatewayBook:
-    return GatewayBook(GW, INC, durability, INSTRUMENTS, **kw)
+def desk(durability: str = "fsync", **kw) -> GatewayDesk:
+    return GatewayDesk(GW, INC, durability, INSTRUMENTS, **kw)
 
 
 def order(token: str = "t1", side: Side = Side.BUY, qty: int = 10, price: int = 10_000,
@@ -44,7 +44,7 @@ def rec(output, index=0, count=1, epoch=1, gateway_id=GW, request_seq=0, decided
     return OutputRecord(index, count, epoch, gateway_id, request_seq, 1_000, 500, decided, output)
 
 
-def forward(b: GatewayBook, account: str, body, now: int = 0) -> Forward:
+def forward(b: GatewayDesk, account: str, body, now: int = 0) -> Forward:
     result = b.admit(account, body, now)
     assert isinstance(result, Forward), result
     return result
@@ -54,7 +54,7 @@ def forward(b: GatewayBook, account: str, body, now: int = 0) -> Forward:
 
 
 def test_admit_builds_the_sequencer_datagram_with_incarnation_in_the_request_seq() -> None:
-    b = book()
+    b = desk()
     f = forward(b, "ALICE", order())
     assert f.request_seq == (INC << 32) + 1
     msg = sequenced_codec.decode(f.datagram)
@@ -77,14 +77,14 @@ def test_admit_builds_the_sequencer_datagram_with_incarnation_in_the_request_seq
     (Replace("t1", "", 10, 10_000), RejectReason.BAD_TOKEN),
 ])
 def test_stateless_rejects_are_never_forwarded(body, reason) -> None:
-    b = book()
+    b = desk()
     assert b.admit("ALICE", body, 0) == reason
     assert b.pending == {} and b.unsequenced == 0
     assert b.counters["rejected_stateless"] == 1
 
 
 def test_replace_checks_the_tick_of_the_known_order() -> None:
-    b = book("none")
+    b = desk("none")
     f = forward(b, "ALICE", order())
     b.on_output(rec(Accepted(1, "ALICE", "t1", "ACME", Side.BUY, 10, 10_000, 1),
                     request_seq=f.request_seq), 1)
@@ -94,7 +94,7 @@ def test_replace_checks_the_tick_of_the_known_order() -> None:
 
 
 def test_resend_after_the_timeout_until_the_first_output_arrives() -> None:
-    b = book(resend_ns=100)
+    b = desk(resend_ns=100)
     f = forward(b, "ALICE", order(), now=0)
     assert b.due_resends(99) == []
     assert b.due_resends(100) == [f.datagram]
@@ -110,14 +110,14 @@ def test_resend_after_the_timeout_until_the_first_output_arrives() -> None:
 # ---------------------------------------------------------------- ack gate
 
 
-def _place(b: GatewayBook, now: int = 0):
+def _place(b: GatewayDesk, now: int = 0):
     f = forward(b, "ALICE", order(), now)
     return f, rec(Accepted(1, "ALICE", "t1", "ACME", Side.BUY, 10, 10_000, 1),
                   request_seq=f.request_seq, decided=700)
 
 
 def test_fsync_releases_only_when_the_durable_watermark_covers_the_seq() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     f, r = _place(b)
     assert b.on_output(r, 10) == ([], [])
     assert b.held == 1
@@ -135,7 +135,7 @@ def test_fsync_releases_only_when_the_durable_watermark_covers_the_seq() -> None
 
 
 def test_a_watermark_that_arrived_first_releases_on_completion() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     _, r = _place(b)
     b.on_logger(LoggerWatermark(1, 5, 5, 0), 5)
     released = b.on_output(r, 10)
@@ -144,7 +144,7 @@ def test_a_watermark_that_arrived_first_releases_on_completion() -> None:
 
 
 def test_replicated_needs_logger_written_and_secondary_applied() -> None:
-    b = book("replicated")
+    b = desk("replicated")
     _, r = _place(b)
     b.on_output(r, 10)
     assert b.on_logger(LoggerWatermark(1, 1, 0, 0), 20) == ([], [])
@@ -152,7 +152,7 @@ def test_replicated_needs_logger_written_and_secondary_applied() -> None:
     released = b.on_engine(EngineStatus(2, False, 1, 1, 1, 0), 30)
     assert len(released.answers) == 1
 
-    b2 = book("replicated")
+    b2 = desk("replicated")
     _, r2 = _place(b2)
     b2.on_output(r2, 10)
     assert b2.on_engine(EngineStatus(2, False, 1, 1, 1, 0), 20) == ([], [])
@@ -160,21 +160,21 @@ def test_replicated_needs_logger_written_and_secondary_applied() -> None:
 
 
 def test_replicated_without_a_secondary_gates_on_the_written_watermark() -> None:
-    b = book("replicated", has_secondary=False)
+    b = desk("replicated", has_secondary=False)
     _, r = _place(b)
     b.on_output(r, 10)
     assert len(b.on_logger(LoggerWatermark(1, 1, 0, 0), 20).answers) == 1
 
 
 def test_none_and_ack_before_durable_release_on_completion() -> None:
-    for b in (book("none"), book("fsync", ack_before_durable=True),
-              book("replicated", ack_before_durable=True)):
+    for b in (desk("none"), desk("fsync", ack_before_durable=True),
+              desk("replicated", ack_before_durable=True)):
         _, r = _place(b)
         assert len(b.on_output(r, 10).answers) == 1
 
 
 def test_an_incomplete_output_set_is_held_even_when_durable() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     f = forward(b, "BOB", order("b1", Side.SELL, qty=5, price=10_000, ord_type=OrdType.LIMIT,
                                 tif=Tif.IOC))
     outs = [Accepted(4, "BOB", "b1", "ACME", Side.SELL, 5, 10_000, 2),
@@ -190,7 +190,7 @@ def test_an_incomplete_output_set_is_held_even_when_durable() -> None:
 
 
 def test_passive_fill_is_routed_to_the_other_account_and_gated_too() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     f = forward(b, "BOB", order("b1", Side.SELL, qty=5))
     outs = [Accepted(4, "BOB", "b1", "ACME", Side.SELL, 5, 10_000, 2),
             Executed(4, "ALICE", "a1", 5, 10_000, 1, "A"),
@@ -208,7 +208,7 @@ def test_passive_fill_is_routed_to_the_other_account_and_gated_too() -> None:
 
 
 def test_inputs_are_released_in_seq_order_up_to_the_gate() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     for seq in (1, 2, 3):
         b.on_output(rec(Rejected(seq, "ALICE", f"x{seq}", RejectReason.UNKNOWN_ORDER),
                         gateway_id=9), seq)
@@ -218,7 +218,7 @@ def test_inputs_are_released_in_seq_order_up_to_the_gate() -> None:
 
 
 def test_duplicates_and_stale_epochs_are_dropped() -> None:
-    b = book("none")
+    b = desk("none")
     out = Accepted(1, "ALICE", "t1", "ACME", Side.BUY, 10, 10_000, 1)
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 0)
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 1)  # duplicate (seq, index)
@@ -236,7 +236,7 @@ def test_duplicates_and_stale_epochs_are_dropped() -> None:
 
 
 def test_outputs_of_an_earlier_incarnation_never_answer_a_request() -> None:
-    b = book("none")
+    b = desk("none")
     f = forward(b, "ALICE", order())
     old_request_seq = ((INC - 1) << 32) + 1
     released = b.on_output(rec(Accepted(1, "ALICE", "t1", "ACME", Side.BUY, 10, 10_000, 1),
@@ -248,7 +248,7 @@ def test_outputs_of_an_earlier_incarnation_never_answer_a_request() -> None:
 
 
 def test_backpressure_threshold_counts_engine_lag_and_unsequenced_requests() -> None:
-    b = book(capacity=100, ratio=0.5)  # limit 50
+    b = desk(capacity=100, ratio=0.5)  # limit 50
     assert b.limit == 50
     b.on_sequencer(SequencerStatus(0, 1000, 0), 0)
     b.on_engine(EngineStatus(1, True, 1, 960, 0, 0), 0)
@@ -266,7 +266,7 @@ def test_backpressure_threshold_counts_engine_lag_and_unsequenced_requests() -> 
 
 
 def test_a_silent_engine_stops_counting_after_stale_ns() -> None:
-    b = book(capacity=100, ratio=0.5, stale_ns=1000)
+    b = desk(capacity=100, ratio=0.5, stale_ns=1000)
     b.on_sequencer(SequencerStatus(0, 1000, 0), 0)
     b.on_engine(EngineStatus(2, False, 1, 0, 0, 0), 0)
     assert b.depth(0) == 1000
@@ -274,7 +274,7 @@ def test_a_silent_engine_stops_counting_after_stale_ns() -> None:
 
 
 def test_the_dedup_window_bounds_requests_in_flight_with_a_reserve_for_cancels() -> None:
-    b = book("none", window=16)  # reserve 2
+    b = desk("none", window=16)  # reserve 2
     for i in range(14):
         forward(b, "ALICE", order(f"o{i}"))
     assert b.admit("ALICE", order("late"), 0) == RejectReason.BACKPRESSURE
@@ -292,18 +292,28 @@ def test_the_dedup_window_bounds_requests_in_flight_with_a_reserve_for_cancels()
 
 
 def test_outbound_seq_is_per_account_and_shared_by_all_messages() -> None:
-    b = book("none")
+    b = desk("none")
     b.on_output(rec(Accepted(1, "ALICE", "a1", "ACME", Side.BUY, 10, 10_000, 1), gateway_id=9), 0)
     b.on_output(rec(Accepted(2, "BOB", "b1", "ACME", Side.SELL, 4, 10_000, 2), 0, 3,
                     gateway_id=9), 1)
     b.on_output(rec(Executed(2, "ALICE", "a1", 4, 10_000, 1, "A"), 1, 3, gateway_id=9), 2)
     b.on_output(rec(Executed(2, "BOB", "b1", 4, 10_000, 1, "R"), 2, 3, gateway_id=9), 3)
-    local = b.local_reject("ALICE", "zz", RejectReason.BAD_PRICE, ts=99)
+    local = b.local_reject("ALICE", order("zz"), RejectReason.BAD_PRICE, ts=99)
     assert local.out_seq == 3 and local.output == Rejected(0, "ALICE", "zz", RejectReason.BAD_PRICE)
+    assert (local.ts, local.kind) == (99, NEW)
     assert [o.out_seq for o in b.account("ALICE").journal] == [1, 2, 3]
     assert [o.out_seq for o in b.account("BOB").journal] == [1, 2]
     assert [o.output.seq for o in b.account("ALICE").since(2)] == [2, 0]
     assert b.account("ALICE").next_out_seq == 4
+
+
+def test_a_local_reject_names_the_token_the_request_would_have_used() -> None:
+    b = desk("none")
+    cancel = b.local_reject("ALICE", Cancel("c1", 0), RejectReason.BAD_QTY, ts=1)
+    replace = b.local_reject("ALICE", Replace("c1", "r2", 5, 10_050), RejectReason.BAD_PRICE, ts=2)
+    assert (cancel.output.token, cancel.kind) == ("c1", CANCEL)
+    assert (replace.output.token, replace.kind, replace.out_seq) == ("r2", "replace", 2)
+    assert b.account("ALICE").orders == {}  # never sequenced: no order changes
 
 
 # --------------------------------------------------------------- order state
@@ -338,7 +348,7 @@ def test_order_state_from_outputs() -> None:
 
 
 def test_orders_are_served_only_after_release() -> None:
-    b = book("fsync")
+    b = desk("fsync")
     _, r = _place(b)
     b.on_output(r, 1)
     assert b.order("ALICE", "t1") is None
@@ -349,7 +359,7 @@ def test_orders_are_served_only_after_release() -> None:
 
 
 def test_state_hash_follows_released_state() -> None:
-    b1, b2 = book("none"), book("none")
+    b1, b2 = desk("none"), desk("none")
     assert b1.state_hash() == b2.state_hash()
     out = Accepted(1, "ALICE", "a1", "ACME", Side.BUY, 10, 10_000, 1)
     b1.on_output(rec(out, gateway_id=9), 0)

@@ -1,10 +1,10 @@
-"""GatewayBook resends: the timer runs only while nothing is being sequenced."""
+"""GatewayDesk resends: the timer runs only while nothing is being sequenced."""
 
 from __future__ import annotations
 
 from reference_impl.core.messages import Accepted, Side
 
-from .test_gateway_book import book, forward, order, rec
+from .test_gateway_desk import desk, forward, order, rec
 
 
 def _sequenced(b, f, seq: int, now: int) -> None:
@@ -13,7 +13,7 @@ def _sequenced(b, f, seq: int, now: int) -> None:
 
 
 def test_queued_requests_are_not_resent_while_earlier_ones_are_being_sequenced() -> None:
-    b = book("none", resend_ns=100)
+    b = desk("none", resend_ns=100)
     fs = [forward(b, "ALICE", order(f"t{i}"), now=0) for i in range(1, 4)]
     _sequenced(b, fs[0], 1, 150)
     assert b.due_resends(200) == []  # progress at 150: t2, t3 are queued, not lost
@@ -24,7 +24,7 @@ def test_queued_requests_are_not_resent_while_earlier_ones_are_being_sequenced()
 
 
 def test_a_request_overtaken_by_a_later_one_is_resent_despite_progress() -> None:
-    b = book("none", resend_ns=100)
+    b = desk("none", resend_ns=100)
     fs = [forward(b, "ALICE", order(f"t{i}"), now=0) for i in range(1, 4)]
     _sequenced(b, fs[1], 1, 90)  # t2 got through before t1: t1 was lost
     assert b.due_resends(99) == []
