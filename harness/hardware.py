@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 UNKNOWN = "unknown"
+#: the keys of a target-hardware profile's ``target:`` (the profile loader refuses any other)
+TARGET_KEYS = ("logical_cpus", "physical_cores", "isolated_cpus", "memory_gb", "governor", "clocksource",
+               "virtualization", "cpu_model_contains", "kernel_min")
 _VM_CLOCKSOURCES = {"kvm-clock": "kvm", "xen": "xen", "hyperv_clocksource_tsc_page": "hyperv"}
 
 

@@ -36,7 +36,10 @@ unless marked):
   latency knee shows where it starts to queue.
 
 Common keys: ``duration_s`` (required, at most ``MAX_DURATION_S``),
-``max_count`` (default and ceiling ``MAX_COUNT``), ``arrivals``.
+``max_count`` (default and ceiling ``MAX_COUNT``), ``arrivals``. A key of
+no kind (``SHAPE_KEYS``) is a ``ShapeError``: a misspelled one would
+otherwise plan the default silently. A key of another kind is ignored, so
+that switching ``kind`` alone works.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ from typing import Any, NamedTuple
 
 KINDS = ("constant", "burst", "ramp")
 ARRIVALS = ("uniform", "poisson")
+SHAPE_KEYS = ("kind", "duration_s", "max_count", "arrivals", "rate_per_s",  # constant
+              "burst_rate_per_s", "burst_factor", "burst_ms", "every_ms", "burst_offset_ms",  # burst
+              "start_rate_per_s", "end_rate_per_s")  # ramp
 MAX_DURATION_S = 3600.0
 MAX_COUNT = 2_000_000
 NS = 1_000_000_000
@@ -107,6 +113,9 @@ def segments(shape: Mapping[str, Any]) -> list[Segment]:
     kind = shape.get("kind", "constant")
     if kind not in KINDS:
         raise ShapeError("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    for key in shape:
+        if key not in SHAPE_KEYS:
+            raise ShapeError(str(key), f"unknown key; known: {', '.join(SHAPE_KEYS)}")
     duration = _number(shape, "duration_s")
     if duration > MAX_DURATION_S:
         raise ShapeError("duration_s", f"at most {MAX_DURATION_S:g} s, got {duration:g}")

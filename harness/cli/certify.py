@@ -12,13 +12,20 @@ Run id: UTC start time and seed, ``20261125T101500Z-s42``; ``results/latest``
 is a symlink to the newest run, replaced atomically.
 
 Exit code: the report's (0 every requirement passes, n/a allowed; 1 any
-fails; 2 none fails but some are unknown, or the run did not complete), or 4
-when no run could start (no such profile or suites directory).
+fails; 2 none fails but some are unknown, or the run did not complete), or
+64 (``os.EX_USAGE``) when no run may start: no such profile, SUT descriptor
+or suites directory, or a profile with a key or a fault name it does not
+know (``harness.profiles``). That error is one line naming the file, the key
+and the reason, printed before pytest starts; no run directory is made.
 
 The suites directory is ``--suites DIR`` (for kit development: a suite of
 your own), else ``$CRUCIBLE_SUITES``, else ``./suites`` when it has a
-``conftest.py``, else the ``suites/`` next to the installed ``harness``
-package (a source checkout or an editable install).
+``conftest.py``, else the kit's own (``harness.kit``: the wheel's copy, or
+the checkout's ``suites/``).
+
+Only the standard library at import time: ``register`` runs for every
+``crucible`` command. The shared defaults live in ``certify_run``, which
+this module and the plugin import (downward only).
 """
 
 from __future__ import annotations
@@ -32,12 +39,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Only the standard library at import time: ``register`` runs for every ``crucible`` command.
-DEFAULT_SUT = "reference"
-DEFAULT_PROFILE = "certify-quick"
-SEED_RANGE = 1_000_000  #: random seeds are short: they go into run ids and command lines
-REPO_ROOT = Path(__file__).resolve().parent.parent  #: a source checkout or an editable install
-EXIT_NO_RUN = 4
+from harness.kit import kit_dir
+
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "unknown": "bold dark_orange", "n/a": "dim"}
 
 
@@ -49,7 +52,7 @@ def find_suites_dir(explicit: str | Path | None = None) -> Path:
         return path.resolve()
     env = os.environ.get("CRUCIBLE_SUITES")
     candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / "suites", REPO_ROOT / "suites"]
+    candidates += [Path.cwd() / "suites", kit_dir("suites")]
     for path in candidates:
         if (path / "conftest.py").is_file():
             return path.resolve()
@@ -149,7 +152,15 @@ def _in_process_hygiene(suites_dir: Path):
         sys.path[:] = before_path
 
 
-def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed: int | None = None,
+def check_sut(sut: str) -> None:
+    """A ``--sut`` that names nothing is a usage error, not an UNKNOWN run."""
+    from harness.profiles import ProfileError
+
+    if sut != "reference" and not Path(sut).is_file():
+        raise ProfileError(sut, "--sut", "no such SUT descriptor; give 'reference' or a descriptor YAML path")
+
+
+def run_certify(*, sut: str | None = None, profile: str | None = None, seed: int | None = None,
                 results: str | Path = "results", keyword: str | None = None,
                 suites: str | Path | None = None, console: Any = None,
                 observer: ProgressObserver | None = None, extra_pytest_args: Sequence[str] = ()) -> int:
@@ -157,17 +168,21 @@ def run_certify(*, sut: str = DEFAULT_SUT, profile: str = DEFAULT_PROFILE, seed:
     import pytest
 
     from harness.cli import certify_plugin
-    from harness.cli.certify_run import load_profile
+    from harness.cli.certify_run import DEFAULT_PROFILE, DEFAULT_SUT, SEED_RANGE
+    from harness.profiles import ProfileError, load_profile
     from harness.report import load, make_run_dir, new_run_id, point_latest, write_run
 
-    if console is None:
-        console = observer.console if observer is not None else _default_console()
+    sut, profile = sut or DEFAULT_SUT, profile or DEFAULT_PROFILE
+    if console is None and observer is not None:
+        console = observer.console
     try:
+        check_sut(sut)
         profile_data, profile_path = load_profile(profile)
         suites_dir = find_suites_dir(suites)
-    except (OSError, ValueError) as exc:
-        console.print(f"[bold red]crucible certify:[/] {exc}", highlight=False)
-        return EXIT_NO_RUN
+    except (ProfileError, FileNotFoundError) as exc:  # one line, never wrapped
+        print(f"crucible certify: {exc}", file=console.file if console is not None else sys.stderr)
+        return os.EX_USAGE
+    console = console or _default_console()
     seed = seed if seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     results = Path(results)
     run_dir = make_run_dir(results, new_run_id(seed))
@@ -223,10 +238,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run the conformance suites against a SUT and write report.json, "
                                    "report.html, history.jsonl, junit.xml and hardware.json to "
                                    "RESULTS/<run-id>/ (docs/report.md). Exit code: 0 pass, 1 fail, "
-                                   "2 unknown, 4 could not start.")
-    p.add_argument("--sut", default=DEFAULT_SUT, help="'reference' (default) or a SUT descriptor YAML")
-    p.add_argument("--profile", default=DEFAULT_PROFILE,
-                   help="certify-quick (default), certify-full, or a profile YAML path")
+                                   "2 unknown, 64 usage or profile error (nothing ran).")
+    p.add_argument("--sut", help="'reference' (default) or a SUT descriptor YAML")
+    p.add_argument("--profile", help="certify-quick (default), certify-full, or a profile YAML path")
     p.add_argument("--seed", type=int, default=None, help="seed (default: random, printed)")
     p.add_argument("--results", default="results", help="results directory (default: ./results)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only tests matching this pytest -k expression")

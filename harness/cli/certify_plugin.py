@@ -45,8 +45,15 @@ from typing import Any
 import pytest
 
 from harness.checkers.verdict import NA, UNKNOWN, Verdict, enforce, status_from_skip_reason
-from harness.cli.certify import DEFAULT_PROFILE, DEFAULT_SUT
-from harness.cli.certify_run import TEXT_MAX, CertifyRun, failure_message, skip_reason, suite_of
+from harness.cli.certify_run import (
+    DEFAULT_PROFILE,
+    DEFAULT_SUT,
+    TEXT_MAX,
+    CertifyRun,
+    failure_message,
+    skip_reason,
+    suite_of,
+)
 from harness.history import History
 from harness.report import point_latest, write_run
 from harness.report.schema import TestOutcome, overall, requirement_rows

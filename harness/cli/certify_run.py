@@ -14,14 +14,14 @@ skip, an xfail, or an error in setup or teardown -> unknown (nothing was
 shown either way). Summary and evidence come from the verdicts the test
 recorded when they agree with that status, else from the failure or skip.
 
-Profiles are found by name in ``$CRUCIBLE_PROFILES``, ``./profiles`` and the
-kit's own ``profiles/`` (next to the ``harness`` package), or given as a
-YAML path.
+It owns the defaults every certification entry point shares (``DEFAULT_SUT``,
+``DEFAULT_PROFILE``, ``SEED_RANGE``): the command (``certify``) and the plugin
+(``certify_plugin``) import them from here, never from each other. Profiles
+are found and checked by ``harness.profiles``.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
@@ -34,40 +34,19 @@ import yaml
 
 from harness import hardware as hw_mod
 from harness.checkers.verdict import FAIL, UNKNOWN, Verdict, combine, status_from_skip_reason
-from harness.cli.certify import DEFAULT_SUT, REPO_ROOT, SEED_RANGE
 from harness.history import NEMESIS, History, Op
+from harness.profiles import ProfileError, load_profile
 from harness.report import make_run_dir, new_run_id, utc_now
 from harness.report.schema import PASS, TestOutcome
 
+DEFAULT_SUT = "reference"
+DEFAULT_PROFILE = "certify-quick"
+SEED_RANGE = 1_000_000  #: random seeds are short: they go into run ids and command lines
 TEXT_MAX = 4000  #: failure text kept in evidence
 SUMMARY_MAX = 500
 
 
-# ------------------------------------------------------------------ profiles and the SUT
-
-
-def find_profile(name_or_path: str) -> Path:
-    """A YAML path as given, else ``<name>.yaml`` in $CRUCIBLE_PROFILES, ./profiles, the kit's profiles/."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if p.is_file():
-            return p
-        raise FileNotFoundError(f"profile file {name_or_path} does not exist")
-    dirs = [Path(d) for d in [os.environ.get("CRUCIBLE_PROFILES")] if d]
-    dirs += [Path.cwd() / "profiles", REPO_ROOT / "profiles"]
-    for d in dirs:
-        if (d / f"{name_or_path}.yaml").is_file():
-            return d / f"{name_or_path}.yaml"
-    raise FileNotFoundError(f"no profile {name_or_path!r} in {', '.join(map(str, dirs))}")
-
-
-def load_profile(name_or_path: str) -> tuple[dict[str, Any], Path]:
-    path = find_profile(name_or_path)
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"profile {path} is not a YAML mapping")
-    data.setdefault("name", path.stem)
-    return data, path
+# ------------------------------------------------------------------ the SUT
 
 
 def describe_sut(value: str) -> dict[str, Any]:
@@ -127,8 +106,8 @@ class CertifyRun:
         profile_arg = config.getoption("crucible_profile")
         try:
             self.profile, self.profile_path = load_profile(profile_arg)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise pytest.UsageError(f"--profile {profile_arg}: {exc}") from exc
+        except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from exc
         self.durability_policy: str | None = self.profile.get("durability")
         results = config.getoption("crucible_results_dir")
         self.results_dir: Path | None = Path(results) if results else None
@@ -189,8 +168,8 @@ class CertifyRun:
         if not name:
             return None
         try:
-            return load_profile(str(name))[0]
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+            return load_profile(str(name), "hardware")[0]
+        except ProfileError as exc:  # the profile was checked at start; the file changed since
             return {"name": str(name), "target": {}, "error": str(exc)}
 
     def hardware_match(self) -> dict[str, Any]:

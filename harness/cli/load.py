@@ -15,15 +15,17 @@ in ``<run>/sut/logs``. Nothing is drawn on the terminal while requests are
 in flight: the generator's CPU stays its own. A summary table follows.
 
 Exit code: 0 every budget holds, 1 a budget is exceeded, 2 unknown (too few
-samples, stage stamps missing, requests unanswered, no budget), 4 no run
-could start (no such profile, a bad shape, the SUT did not start, no such
-door).
+samples, stage stamps missing, requests unanswered, no budget, or the SUT
+did not start: nothing was measured), 64 (``os.EX_USAGE``) no run may start:
+no such profile, or a key, shape or door it does not know
+(``harness.profiles``), named in one line before the SUT starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -31,43 +33,20 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PROFILE = "steady"
-EXIT_NO_RUN = 4
-STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "unknown": "bold dark_orange", "n/a": "dim"}
-MANY_SYMBOLS_TICK = 100
-
-
-def reference_options(profile: dict[str, Any]) -> dict[str, Any]:
-    """``ReferenceSut`` options for a profile: its durability policy, and enough instruments
-    for ``workload.symbols`` (``SYM0001``... added to the packaged config's)."""
-    from reference_impl import config as config_mod
-
-    opts: dict[str, Any] = {}
-    if profile.get("durability"):
-        opts["durability"] = str(profile["durability"])
-    want = (profile.get("workload") or {}).get("symbols")
-    if isinstance(want, int):
-        cfg = config_mod.load(None)
-        instruments = dict(cfg.instruments)
-        n = 1
-        while len(instruments) < want:
-            instruments.setdefault(f"SYM{n:04d}", MANY_SYMBOLS_TICK)
-            n += 1
-        if len(instruments) != len(cfg.instruments):
-            opts["config"] = cfg.with_overrides(instruments=instruments)
-    return opts
+EXIT_NO_RUN = 2  #: the SUT did not start or the run broke off: nothing was measured (UNKNOWN)
 
 
 def hardware_match(profile: dict[str, Any], hw: dict[str, Any]) -> tuple[dict | None, dict[str, Any]]:
     """(the hardware target profile or None, the match as report.json states it)."""
     from harness import hardware as hw_mod
-    from harness.cli.certify_run import load_profile
+    from harness.profiles import ProfileError, load_profile
 
     name = profile.get("hardware_profile")
     if not name:
         return None, {}
     try:
-        target = load_profile(str(name))[0]
-    except (OSError, ValueError) as exc:
+        target = load_profile(str(name), "hardware")[0]
+    except ProfileError as exc:  # checked at start: the file changed since
         return None, {"profile": str(name), "matched": False, "reasons": [str(exc)]}
     matched, reasons = hw_mod.matches(target, hw)
     return target, {"profile": target.get("name", str(name)), "matched": matched, "reasons": reasons}
@@ -76,6 +55,8 @@ def hardware_match(profile: dict[str, Any], hw: dict[str, Any]) -> tuple[dict | 
 def _summary(console: Any, report: dict[str, Any], load: dict[str, Any], run_dir: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from harness.cli.certify import STATUS_STYLE
 
     table = Table(title=f"Crucible load {report['run_id']} ({load['door']})")
     for col in ("stage", "count", "p50 µs", "p99 µs", "p99.9 µs", "max µs"):
@@ -135,24 +116,24 @@ def run_load_cmd(*, profile: str = DEFAULT_PROFILE, sut: str = "reference", door
     from rich.console import Console
     from rich.markup import escape
 
-    from harness.cli.certify import SEED_RANGE
-    from harness.cli.certify_run import describe_sut, load_profile
+    from harness.cli.certify import check_sut
+    from harness.cli.certify_run import SEED_RANGE, describe_sut
     from harness.history import History
-    from harness.latency_budget import parse_budgets
     from harness.loadgen import LoadError, run_load
+    from harness.profiles import ProfileError, load_profile
     from harness.report import make_run_dir, new_run_id, point_latest, utc_now
-    from harness.schedule import describe, segments
+    from harness.schedule import describe
     from harness.sut import SutError, load_sut
+    from harness.sut.reference_load import reference_options
 
     console = console or Console(stderr=True)
     try:
-        prof, prof_path = load_profile(profile)
-        shape = dict(prof.get("shape") or {})
-        segments(shape)
-        parse_budgets(prof.get("budgets") or {})
-    except (OSError, ValueError) as exc:  # a ShapeError is a ValueError
-        console.print(f"[bold red]crucible load:[/] {escape(str(exc))}", highlight=False)
-        return EXIT_NO_RUN
+        check_sut(sut)
+        prof, prof_path = load_profile(profile, "load")
+    except ProfileError as exc:  # the shape and the budgets are checked with the rest
+        console.print(f"crucible load: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return os.EX_USAGE
+    shape = dict(prof["shape"])
     door = door or str(prof.get("door", "ouch"))
     seed = seed if seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     results = Path(results)
@@ -207,8 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start the SUT, send the profile's schedule open loop (latency from the "
                                    "intended send time), write report.json, report.html, one .hgrm per "
                                    "stage, history.jsonl and hardware.json to RESULTS/<run-id>/ "
-                                   "(docs/load.md). Exit code: 0 budget met, 1 exceeded, 2 unknown, "
-                                   "4 could not start.")
+                                   "(docs/load.md). Exit code: 0 budget met, 1 exceeded, 2 unknown "
+                                   "(or the SUT did not start), 64 usage or profile error.")
     p.add_argument("--profile", default=DEFAULT_PROFILE,
                    help="steady (default), micro-burst, ramp, cancel-storm, many-symbols, or a YAML path")
     p.add_argument("--sut", default="reference", help="'reference' (default) or a SUT descriptor YAML")

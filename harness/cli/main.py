@@ -3,13 +3,38 @@
 Each subcommand lives in its own module; this file only wires argparse to
 them so that ``crucible --help`` stays fast and a missing optional dependency
 (matplotlib, locust, mfusepy) breaks only the command that needs it.
+
+Exit codes, the same for every command: 0 pass, 1 a requirement failed, 2
+unknown, 64 (``os.EX_USAGE``) a usage or configuration error. argparse's own
+usage errors exit 64 too (``CrucibleParser``), not argparse's 2, which would
+read as UNKNOWN. ``crucible --version`` prints the installed package's version.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from importlib import metadata
+from typing import NoReturn
+
+DISTRIBUTION = "exchange-crucible"
+
+
+class CrucibleParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors exit 64 (EX_USAGE); subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(os.EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -74,10 +99,12 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CrucibleParser(
         prog="crucible",
-        description="Certification kit for fault-tolerant, sequencer-based exchange cores.",
+        description="Certification kit for fault-tolerant, sequencer-based exchange cores. "
+                    "Exit codes: 0 pass, 1 fail, 2 unknown, 64 usage or configuration error.",
     )
+    parser.add_argument("--version", action="version", version=f"crucible {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in REGISTRARS:
         register(sub)

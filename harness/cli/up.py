@@ -1,7 +1,7 @@
 """``crucible up`` and ``crucible down``: the reference cluster on localhost.
 
-``up`` loads the config (a bad key prints ``config error: KEY: problem`` and
-exits 2), starts every component through ``reference_impl.launch.cluster.Cluster``,
+``up`` loads the config (a bad or unknown key prints ``FILE: config error:
+KEY: problem`` and exits 64, ``os.EX_USAGE``), starts every component through ``reference_impl.launch.cluster.Cluster``,
 prints the endpoints, then either waits (foreground: Ctrl-C or SIGTERM stops
 everything by pid, in order) or returns (``--detach``: the pidfile
 ``RUN_DIR/cluster.pids`` stays for ``down``). The default run directory is
@@ -92,7 +92,7 @@ def run_up(config_path: str | None, run_dir: str | None, detach: bool,
         cfg = config_mod.load(config_path)
     except config_mod.ConfigError as exc:
         print(exc, file=err)
-        return 2
+        return os.EX_USAGE
     default_dir = run_dir is None
     path = new_run_dir() if default_dir else Path(run_dir)
     if (path / PIDFILE).exists():

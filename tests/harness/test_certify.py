@@ -17,10 +17,12 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from harness.cli.certify import EXIT_NO_RUN, ProgressObserver, find_suites_dir, run_certify
-from harness.cli.certify_run import ObservedHistory, describe_sut, load_profile
+from harness.cli.certify import ProgressObserver, find_suites_dir, run_certify
+from harness.cli.certify_run import ObservedHistory, describe_sut
 from harness.cli.main import main as cli
 from harness.history import NEMESIS, OK
+from harness.kit import kit_dir
+from harness.profiles import load_profile
 from harness.report.schema import load
 
 HEAD = """\
@@ -218,8 +220,8 @@ def test_pytest_stopping_before_the_session_still_leaves_a_report(tmp_path):
 
 def test_cannot_start_without_profile_or_suites(tmp_path):
     suite = make_suite(tmp_path, "pass")
-    assert certify(tmp_path, suite, profile="no-such-profile")[0] == EXIT_NO_RUN
-    assert certify(tmp_path, tmp_path / "nowhere")[0] == EXIT_NO_RUN
+    assert certify(tmp_path, suite, profile="no-such-profile")[0] == os.EX_USAGE
+    assert certify(tmp_path, tmp_path / "nowhere")[0] == os.EX_USAGE
     assert not (tmp_path / "results").exists()
 
 
@@ -279,6 +281,44 @@ def test_shipped_profiles_and_suites_dir():
     assert quick["min_acked"] == full["min_acked"] == 100 and quick["durability"] == "fsync"
     assert set(quick) == set(full)
     for name in ("hardware-ci", "hardware-target"):
-        assert "target" in load_profile(name)[0]
+        assert "target" in load_profile(name, "hardware")[0]
     assert (find_suites_dir() / "conftest.py").is_file()
     assert describe_sut("reference")["kind"] == "reference"
+
+
+# ------------------------------------------------------------------ usage errors: exit 64 before anything runs
+
+
+MARKER_MODULE = "from pathlib import Path\nPath(__file__).with_name('collected').write_text('yes')\n"
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ("- kill-secondary", "- kill-secondry", "faults[0]"),
+    ("trials: 1", "trails: 1", "trails"),
+    ("trials: 1", "trials: [1", "line "),
+])
+def test_a_profile_typo_exits_64_before_any_suite_runs(tmp_path, old, new, key):
+    profile = tmp_path / "typo.yaml"
+    profile.write_text((kit_dir("profiles") / "certify-quick.yaml").read_text().replace(old, new, 1))
+    suite = make_suite(tmp_path, "pass", extra_module=MARKER_MODULE)
+    code, report, _, out, observer = certify(tmp_path, suite, profile=str(profile))
+    assert code == os.EX_USAGE == 64 and report is None
+    assert not (tmp_path / "results").exists() and not (suite / "collected").exists()  # pytest never started
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"crucible certify: {profile}: {key}")
+
+
+def test_cli_usage_errors_and_version(tmp_path, capsys):
+    from importlib import metadata
+
+    assert cli(["certify", "--suites", str(tmp_path), "--profile", "certify-quik"]) == os.EX_USAGE
+    assert "did you mean certify-quick?" in capsys.readouterr().err
+    assert cli(["certify", "--sut", str(tmp_path / "nope.yaml")]) == os.EX_USAGE
+    for argv in (["certify", "--seed", "x"], ["no-such-command"], []):
+        with pytest.raises(SystemExit) as exit_:
+            cli(argv)
+        assert exit_.value.code == os.EX_USAGE
+    with pytest.raises(SystemExit) as exit_:
+        cli(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"crucible {metadata.version('exchange-crucible')}"

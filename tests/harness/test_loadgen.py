@@ -10,6 +10,7 @@ the result's bookkeeping in test_load_result.py.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,8 +118,8 @@ def test_open_loop_run_over_http_capped_to_the_first_second(sut) -> None:
 
 
 def test_cli_without_a_profile_runs_nothing(tmp_path: Path) -> None:
-    assert main(["load", "--profile", str(tmp_path / "nope.yaml"), "--results", str(tmp_path)]) == 4
+    assert main(["load", "--profile", str(tmp_path / "nope.yaml"), "--results", str(tmp_path)]) == os.EX_USAGE
     bad = tmp_path / "bad.yaml"
     bad.write_text("shape: {kind: constant, duration_s: 1}\n")
-    assert main(["load", "--profile", str(bad), "--results", str(tmp_path)]) == 4
+    assert main(["load", "--profile", str(bad), "--results", str(tmp_path)]) == os.EX_USAGE
     assert not any(tmp_path.glob("*-s*"))  # no run directory
