@@ -238,7 +238,7 @@ class _Run:
         total = sum(c.responses for c in self.ouch.values())
         n = n or min(STAGES_MAX, total - self.polled_at + 64)
         try:
-            reply = self.sut.admin(self.gateway, f"stages {n}")
+            reply = self.sut.stages(self.gateway, n)
         except Exception:  # noqa: BLE001 - a slow admin reply: the next poll reads further back
             return
         fields = reply.get("fields") or []

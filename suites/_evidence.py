@@ -1,43 +1,39 @@
-"""Evidence for the checkers, read from a SUT: its sequenced input, digests and outputs.
+"""Evidence for the checkers, read from a SUT through its adapter: sequenced input, digests, outputs.
 
-``wal_records`` / ``sequenced_messages`` read the sequenced input (the raw
-WAL, else the journal), ``wal_orders`` the orders in it (what survived a
-fault), ``engine_digests`` each engine's digest, and
-``published_outputs`` every output stream on the bus. Everything here
+``wal_records`` / ``sequenced_messages`` read the sequenced input (the
+stored WAL where the SUT offers ``wal``, else its journal), ``wal_orders``
+the orders in it (what survived a fault), ``engine_digests`` each engine's
+digest, ``published_outputs`` every output stream on the bus (where the
+SUT offers ``output_streams``), and ``replay_end`` the final state of an
+offline replay by the SUT's own engine (``offline_replay``). Everything here
 gathers evidence; nothing judges it.
 """
 
 from __future__ import annotations
 
 import json
-import socket
+from pathlib import Path
 
-from _support import engines, na, safe_digest
+from _support import engines, na, safe_digest, unknown
 
 from harness.checkers.zero_loss import wal_orders_from_records
-from harness.sut.base import Sut, journal_orders
-from reference_impl.core import mold_codec, output_codec, sequenced_codec
+from harness.sut.base import Sut, SutError, journal_orders
+from reference_impl.core import sequenced_codec
 from reference_impl.core.messages import Sequenced
-from reference_impl.core.replay_format import (
-    input_to_json,
-    output_to_json,
-    parse_input_line,
-)
+from reference_impl.core.replay_format import input_to_json, parse_input_line
 
 
 def wal_records(sut: Sut) -> list[tuple[int, bytes]]:
-    """The sequenced input as ``(seq, payload)``: the raw WAL, else the journal re-encoded."""
-    raw = getattr(sut, "wal_records", None)
-    if raw is not None:
-        return list(raw())
+    """The sequenced input as ``(seq, payload)``: the stored WAL, else the journal re-encoded."""
+    if sut.offers("wal"):
+        return list(sut.wal_records())
     return [(m.seq, sequenced_codec.encode(m)) for m in journal_messages(sut)]
 
 
 def wal_orders(sut: Sut) -> set:
-    """``(account, token)`` of every order in the surviving journal."""
-    raw = getattr(sut, "wal_records", None)
-    if raw is not None:
-        return wal_orders_from_records(raw())
+    """``(account, token)`` of every order in the surviving WAL (else journal)."""
+    if sut.offers("wal"):
+        return wal_orders_from_records(sut.wal_records())
     return journal_orders(sut.journal() or [])
 
 
@@ -52,12 +48,12 @@ def journal_messages(sut: Sut) -> list[Sequenced]:
 def sequenced_messages(sut: Sut) -> list[Sequenced]:
     """Decoded sequenced input with request identities.
 
-    The raw WAL keeps ``(gateway_id, incarnation, request_seq)``. The journal
-    does not, so there a request is named by what it asks (kind, account,
-    tokens): the suites' clients never reuse a token, so one request asked
-    twice is one request sequenced twice.
+    The stored WAL keeps ``(gateway_id, incarnation, request_seq)``. The
+    journal does not, so there a request is named by what it asks (kind,
+    account, tokens): the suites' clients never reuse a token, so one request
+    asked twice is one request sequenced twice.
     """
-    if getattr(sut, "wal_records", None) is not None:
+    if sut.offers("wal"):
         return [sequenced_codec.decode(p) for _, p in sut.wal_records()]
     out, ids = [], {}
     for m in journal_messages(sut):
@@ -72,73 +68,32 @@ def engine_digests(sut: Sut) -> dict[str, dict]:
     return {e: d for e in engines(sut) if (d := safe_digest(sut, e)) is not None}
 
 
-def published_outputs(sut: Sut, timeout_s: float = 0.5,
-                      coverage: dict[str, dict] | None = None) -> dict[str, list[dict]]:
-    """Every output stream on the bus, per engine that published one (reference only).
+def published_outputs(sut: Sut, coverage: dict[str, dict] | None = None) -> dict[str, list[dict]]:
+    """Every output stream on the bus, per engine that published one (``{}``: not observable).
 
-    Each engine whose digest reports ``published_seq > 0`` is asked for its
-    whole stream through MoldUDP64 re-requests on its ``retransmit_port``;
-    the records decode to replay-format output dicts. Subscribers receive
-    the union of these streams, so a second publisher is a second copy of
-    every report.
-
-    The retransmission ring holds only the engine's latest messages, so a
-    fetched stream may be partial. ``coverage``, when given, is filled with
-    ``{engine: {"published_seq", "fetched", "first_missing"}}`` (``fetched``
-    counts the seqs 1..published_seq actually got): pass it to
-    ``check_stream_coverage`` so partial evidence is UNKNOWN, never a pass.
+    Subscribers receive the union of these streams, so a second publisher is
+    a second copy of every report. A fetched stream may be partial:
+    ``coverage`` gets ``{engine: {"published_seq", "fetched",
+    "first_missing"}}`` for ``check_stream_coverage`` (``Sut.output_streams``).
     """
-    cfg = getattr(sut, "config", None)
-    if cfg is None:
+    if not sut.offers("output_streams"):
         return {}
-    session = cfg.output_stream.session.encode("ascii")
-    streams: dict[str, list[dict]] = {}
-    for name, d in engine_digests(sut).items():
-        head = int(d.get("published_seq") or 0)
-        if head <= 0:
-            continue
-        port = cfg.engine(int(name.split("-", 1)[1])).retransmit_port
-        got: dict = {}
-        streams[name] = _fetch_stream(port, session, head, timeout_s, got)
-        if coverage is not None:
-            coverage[name] = got
-    return streams
+    return sut.output_streams(coverage)
 
 
-def _fetch_stream(port: int, session: bytes, head: int, timeout_s: float,
-                  coverage: dict | None = None) -> list[dict]:
-    """The stream's messages 1..``head`` that the engine's ring still holds, in seq order.
+def replay_end(sut: Sut, entries: list[dict], work: Path) -> dict:
+    """The ``end`` line (``last_seq``, ``state_hash``) of the SUT's own offline replay of ``entries``.
 
-    ``coverage`` (when given) gets ``published_seq``, ``fetched`` and
-    ``first_missing`` (None when nothing is missing).
+    UNKNOWN when the replay fails or ends without its ``end`` line.
     """
-    got: dict[int, bytes] = {}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(timeout_s)
-        want, misses = 1, 0
-        while want <= head and misses < 5:
-            sock.sendto(mold_codec.encode_request(session, want, min(head - want + 1, 1000)),
-                        ("127.0.0.1", port))
-            before = len(got)
-            try:
-                while True:
-                    pkt = mold_codec.decode_packet(sock.recv(65535))
-                    for i, m in enumerate(pkt.messages):
-                        got.setdefault(pkt.seq + i, m)
-                    sock.settimeout(0.05)
-            except TimeoutError:
-                pass
-            sock.settimeout(timeout_s)
-            misses = misses + 1 if len(got) == before else 0
-            while want in got:
-                want += 1
-    if coverage is not None:
-        have = [seq for seq in got if 1 <= seq <= head]
-        missing = next((seq for seq in range(1, head + 1) if seq not in got), None)
-        coverage.update(published_seq=head, fetched=len(have), first_missing=missing)
-    out = []
-    for seq in sorted(got):
-        rec = output_codec.decode(got[seq])
-        out.append(output_to_json(rec.output))
-    return out
+    try:
+        lines = sut.offline_replay(entries, work)
+    except SutError as exc:
+        unknown(f"the offline replay failed: {str(exc)[-300:]}")
+    try:
+        end = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        end = {}
+    if not isinstance(end, dict) or end.get("type") != "end":
+        unknown("the offline replay's last output line is not the end line")
+    return end

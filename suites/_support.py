@@ -14,9 +14,14 @@ certification short: a module restarts a component only when its fault
 needs it, and starts a second SUT only for a different build (a bus relay, a
 lossy filesystem, another durability policy).
 
+The SUT comes from ``harness.sut.load_sut`` and is reached through its
+``Sut`` interface alone: a capability it does not offer makes the
+requirement N/A.
+
 Detection power: ``CRUCIBLE_SUT_FAULTS`` (comma-separated) switches on the
 reference implementation's test-only broken variants (docs/config.md
-``faults:``), passed to ``ReferenceSut(faults=...)``. Another SUT ignores it.
+``faults:``), passed to the reference adapter as its ``faults`` option.
+Another SUT ignores it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import pytest
 
 from harness.checkers.verdict import Verdict, enforce
 from harness.history import NEMESIS, History
+from harness.sut import load_sut
 from harness.sut.base import NotSupported, Sut, SutError
 
 FAULTS_ENV = "CRUCIBLE_SUT_FAULTS"
@@ -62,16 +68,16 @@ def require_features(sut: Sut, *features: str) -> None:
             na(f"{sut.name} does not offer {f!r}")
 
 
-def _load(sut_name: str, run_dir: Path, seed: int, options: dict[str, Any]) -> Sut:
-    if sut_name in ("reference", "", None):
-        from harness.sut.reference import ReferenceSut
+def _is_reference(sut_name: str | None) -> bool:
+    return sut_name in ("reference", "", None)
 
+
+def _load(sut_name: str | None, run_dir: Path, seed: int, options: dict[str, Any]) -> Sut:
+    if _is_reference(sut_name):
         faults = sut_faults()
         if faults:
             options = {**options, "faults": faults}
-        return ReferenceSut(run_dir, seed, **options)
-    from harness.sut import load_sut
-
+        return load_sut("reference", run_dir, seed, **options)
     if options:  # reference-only knobs: an external SUT is built as described instead
         try:
             return load_sut(sut_name, run_dir, seed, **options)
@@ -101,8 +107,8 @@ def open_sut(sut_name: str, run_dir: Path, seed: int, profile: dict | None = Non
              start: bool = True, **options: Any) -> Iterator[Sut]:
     """Build and start one SUT for a module; stop it afterwards.
 
-    ``options`` are ``ReferenceSut`` constructor arguments (``bus_relay``,
-    ``durability``); an external SUT that cannot take them is ``N/A``. The
+    ``options`` are ``load_sut`` options (``bus_relay``, ``durability``): the
+    reference takes them all; an external SUT that cannot take one is ``N/A``. The
     profile's durability policy applies unless ``options`` names another.
     A SUT that does not start makes every test that needs it UNKNOWN, with
     the reason (for example a test-only fault a node refuses to run).
@@ -110,7 +116,7 @@ def open_sut(sut_name: str, run_dir: Path, seed: int, profile: dict | None = Non
     fault that must be in place first (the lossy filesystem).
     """
     if profile and profile.get("durability") and "durability" not in options \
-            and sut_name in ("reference", "", None):
+            and _is_reference(sut_name):
         options["durability"] = profile["durability"]
     sut = _load(sut_name, run_dir, seed, options)
     if start:
@@ -141,12 +147,14 @@ def safe_digest(sut: Sut, name: str | None) -> dict | None:
 
 
 def health_ok(sut: Sut, name: str) -> bool:
-    admin = getattr(sut, "admin", None)
-    if admin is None:
+    """The component's health answer, else (no health endpoint) whether its digest answers."""
+    if not sut.offers("health"):
         return safe_digest(sut, name) is not None
     try:
-        return bool(admin(name, "health").get("ok"))
-    except (OSError, ValueError):
+        return sut.health(name)
+    except NotSupported:
+        return safe_digest(sut, name) is not None
+    except (OSError, ValueError, KeyError):
         return False
 
 

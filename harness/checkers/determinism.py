@@ -9,7 +9,9 @@ give byte-identical outputs and identical state hashes anywhere):
 - ``check_offline_replay``: a fresh reference ``Engine`` fed the WAL's
   messages up to the live engine's ``applied_seq`` reaches the live
   ``state_hash``. This is the one checker that runs the engine: it compares the
-  live system with the reference replay of its own log.
+  live system with the reference engine's replay of its log, so for another
+  SUT a pass says "agrees with the reference engine", and its verdict says so
+  (a SUT with its own offline replay is judged on that instead, by the suite).
 - ``check_output_streams``: two runs of one input file gave the same output
   lines, byte for byte (replay format; no stage timestamps in them).
 
@@ -153,11 +155,11 @@ def check_offline_replay(wal_records: Sequence[Any], live_digest: Mapping[str, A
                                f"seq {evidence['started_at']}, the live applied seq is "
                                f"{target}): no evidence", evidence)
     if replay_hash != live_hash:
-        return Verdict.failed(requirement, f"offline replay to seq {target} gives hash "
-                              f"{replay_hash[:16]}…, the live engine has {live_hash[:16]}…",
-                              evidence)
-    return Verdict.passed(requirement, f"offline replay of {applied} WAL records to seq "
-                          f"{target} matches the live state hash", evidence)
+        return Verdict.failed(requirement, f"the reference engine's offline replay to seq "
+                              f"{target} gives hash {replay_hash[:16]}…, the live engine has "
+                              f"{live_hash[:16]}…", evidence)
+    return Verdict.passed(requirement, f"the reference engine's offline replay of {applied} WAL "
+                          f"records to seq {target} agrees with the live state hash", evidence)
 
 
 def check_output_streams(run_a: Sequence[str], run_b: Sequence[str],

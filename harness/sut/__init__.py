@@ -9,7 +9,8 @@ the adapter. An external SUT accepts ``bus_relay`` and ``relay_rates`` but does
 not offer the relay (``offers("bus_relay")`` is False), and raises
 ``NotSupported`` for an option that would change what is under test (another
 durability policy, faults, transport, fsync delay), so a suite can mark the
-requirement ``N/A``.
+requirement ``N/A``. The suites reach a SUT through ``base.Sut`` alone: its
+optional capabilities are listed in ``base``'s module doc.
 """
 
 from __future__ import annotations
@@ -17,10 +18,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.sut.base import FEATURES, ROLES, NotSupported, Sut, SutError, journal_orders
+from harness.sut.base import (
+    FEATURES,
+    ROLES,
+    WAL_DAMAGE,
+    NotSupported,
+    StreamPort,
+    Sut,
+    SutError,
+    journal_orders,
+)
 
-__all__ = ["FEATURES", "ROLES", "NotSupported", "Sut", "SutError", "journal_orders",
-           "load_sut", "SUT_NAMES"]
+__all__ = [
+    "FEATURES",
+    "ROLES",
+    "SUT_NAMES",
+    "WAL_DAMAGE",
+    "NotSupported",
+    "StreamPort",
+    "Sut",
+    "SutError",
+    "journal_orders",
+    "load_sut",
+]
 
 SUT_NAMES = ("reference",)
 

@@ -13,7 +13,9 @@ templates filled at start with ``str.format`` placeholders
 sample values, so an unknown placeholder is a load error naming the key.
 Write ``{{`` and ``}}`` for literal braces. The format is documented in
 docs/certify-your-exchange.md. The typed key readers, ``DescriptorError`` and
-the template filling are in ``descriptor_fields``.
+the template filling are in ``descriptor_fields``; the optional capability
+keys (a component's ``wal`` and ``stream``, the top-level ``replay``) in
+``descriptor_capabilities``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import yaml
 
 from harness.sut.base import ROLES
+from harness.sut.descriptor_capabilities import StreamSpec, WalSpec, parse_replay, parse_stream, parse_wal
 from harness.sut.descriptor_fields import (
     DescriptorError,
     _command,
@@ -46,9 +49,9 @@ READY_KINDS = ("tcp", "http", "udp_health", "none")
 _STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT")
 _TOP_KEYS = ("version", "name", "durability", "port_offset", "accounts", "instruments", "doors",
              "env", "cwd", "setup", "setup_timeout_s", "components", "journal",
-             "journal_timeout_s")
+             "journal_timeout_s", "replay", "replay_timeout_s")
 _COMPONENT_KEYS = ("start", "role", "ports", "ready", "digest", "checkpoints", "data_dir", "env",
-                   "cwd", "stop_signal", "stop_timeout_s")
+                   "cwd", "stop_signal", "stop_timeout_s", "wal", "stream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class ComponentSpec:
     cwd: str | None = None
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 5.0
+    wal: WalSpec | None = None
+    stream: StreamSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,8 @@ class Descriptor:
     setup_timeout_s: float = 60.0
     journal: tuple[str, ...] | None = None
     journal_timeout_s: float = 120.0
+    replay: tuple[str, ...] | None = None
+    replay_timeout_s: float = 120.0
     path: Path | None = None
 
     def all_ports(self) -> list[int]:
@@ -117,6 +124,7 @@ class Descriptor:
         for c in self.components:
             out += [e.port for e in (c.ready, c.digest, c.checkpoints)
                     if e is not None and e.port is not None]
+            out += [c.stream.rerequest] if c.stream is not None else []
         out += [d.port for d in self.doors.values() if d.port is not None]
         return sorted(set(out))
 
@@ -204,7 +212,11 @@ def _component(name: str, raw: Any, all_ports: Mapping[str, int]) -> ComponentSp
                      if raw.get("checkpoints") is not None else None),
         data_dir=strings["data_dir"], env=env, cwd=strings["cwd"],
         stop_signal=signal.Signals["SIG" + stop_name],
-        stop_timeout_s=_positive(raw, "stop_timeout_s", path, 5.0))
+        stop_timeout_s=_positive(raw, "stop_timeout_s", path, 5.0),
+        wal=(parse_wal(raw["wal"], path + "wal", role, strings["data_dir"], ctx)
+             if raw.get("wal") is not None else None),
+        stream=(parse_stream(raw["stream"], path + "stream", own)
+                if raw.get("stream") is not None else None))
 
 
 def _doors(raw: Any, all_ports: Mapping[str, int], ctx: Mapping) -> dict[str, Door]:
@@ -283,6 +295,10 @@ def parse(raw: Any, path: Path | None = None) -> Descriptor:
         raise DescriptorError("components", f"ports used more than once: {dupes}")
     ctx = sample_context(all_ports)
     components = tuple(_component(str(n), c, all_ports) for n, c in comps.items())
+    wal_owners = [c.name for c in components if c.wal is not None]
+    if len(wal_owners) > 1:
+        raise DescriptorError(f"components.{wal_owners[1]}.wal",
+                              f"only one component may declare a wal (also: {wal_owners[0]})")
     setup_raw = _get(raw, "setup", "", (list, str), [])
     setup = tuple(_command(c, f"setup[{i}]") for i, c in
                   enumerate([setup_raw] if isinstance(setup_raw, str) else setup_raw))
@@ -301,7 +317,9 @@ def parse(raw: Any, path: Path | None = None) -> Descriptor:
         components=components, doors=_doors(raw.get("doors"), all_ports, ctx),
         instruments={str(k): v for k, v in instruments.items()}, env=env, cwd=cwd, setup=setup,
         setup_timeout_s=_positive(raw, "setup_timeout_s", "", 60.0), journal=journal,
-        journal_timeout_s=_positive(raw, "journal_timeout_s", "", 120.0), path=path)
+        journal_timeout_s=_positive(raw, "journal_timeout_s", "", 120.0),
+        replay=parse_replay(raw.get("replay"), ctx),
+        replay_timeout_s=_positive(raw, "replay_timeout_s", "", 120.0), path=path)
 
 
 def load(path: str | Path) -> Descriptor:

@@ -19,10 +19,19 @@ script takes its children with it): ``kill`` is SIGKILL, ``pause`` SIGSTOP,
 SIGKILL after ``stop_timeout_s``. A group counts as gone when no live
 (non-zombie) process is left in it. A string command is split like a shell
 would (``shlex``), but no shell runs.
+
+Optional capabilities follow the descriptor (``offers``): ``health`` from a
+``udp_health`` readiness port; ``wal`` and ``wal_damage`` from a declared
+``crucible-wal-1`` WAL (``harness.sut.wal_files``, which also works while
+the SUT is stopped); ``rerequest`` and ``output_streams`` from declared
+MoldUDP64 streams (``harness.sut.mold_fetch``); ``offline_replay`` from the
+``replay`` command (``harness.sut.offline``). There is no bus relay, no
+stage timestamps and no test-only fault: those stay ``NotSupported``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,16 +41,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.sut import descriptor as desc_mod
 from harness.sut import ports as port_alloc
+from harness.sut import wal_files
 from harness.sut.base import NotSupported, Sut, SutError, check_feature
 from harness.sut.descriptor import ComponentSpec, Descriptor, Endpoint, fill
-from harness.sut.procs import ProcessGroup
-from reference_impl.core.replay_format import ReplayFormatError, parse_input_line
-from reference_impl.launch.cluster import log_tail
+from harness.sut.external_capabilities import ENGINE_ROLES, DeclaredCapabilities, udp_json
+from harness.sut.procs import ProcessGroup, log_tail
 
 LOG_DIR = "logs"
 POLL_S = 0.05
@@ -56,15 +66,7 @@ def _get_json(url: str, timeout_s: float) -> Any:
         return json.loads(resp.read())
 
 
-def _udp_json(host: str, port: int, command: str, timeout_s: float) -> Any:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout_s)
-        s.sendto(command.encode("ascii"), (host, port))
-        data, _ = s.recvfrom(65535)
-    return json.loads(data)
-
-
-class ExternalSut(Sut):
+class ExternalSut(DeclaredCapabilities, Sut):
     """An exchange described by a descriptor (docs/certify-your-exchange.md)."""
 
     def __init__(self, descriptor: Descriptor | str | Path, run_dir: str | Path, seed: int = 0, *,
@@ -89,6 +91,10 @@ class ExternalSut(Sut):
         self._last_offset: int | None = None
         self._block: port_alloc.PortBlock | None = None
         self._groups: dict[str, ProcessGroup] = {}
+        wal_owner = next((c for c in d.components if c.wal is not None), None)
+        self._wal = (wal_files.WalDir(self._static_path(wal_owner.wal.dir,
+                                                        f"components.{wal_owner.name}.wal.dir"))
+                     if wal_owner is not None else None)
 
     # -------------------------------------------------------------- templates
 
@@ -96,14 +102,20 @@ class ExternalSut(Sut):
         return {f"{c.name}.{n}": p + offset for c in self.descriptor.components
                 for n, p in c.ports.items()}
 
-    def _context(self, spec: ComponentSpec | None = None) -> dict[str, Any]:
+    def _base_context(self) -> dict[str, Any]:
+        """The placeholders that need no port (``offset`` 0 while stopped)."""
+        d = self.descriptor
+        return {"run_dir": str(self.run_dir), "python": self.python, "offset": self.offset or 0,
+                "seed": self.seed, "descriptor_dir": str(d.path.parent if d.path else self.run_dir),
+                "ports": {}}
+
+    def _context(self, spec: ComponentSpec | None = None,
+                 extra: dict[str, str] | None = None) -> dict[str, Any]:
         if self.offset is None:
             raise RuntimeError(f"{self.name} is not started: its ports are chosen by start()")
-        d, off = self.descriptor, self.offset
+        off = self.offset
         ports = self._ports(off)
-        ctx: dict[str, Any] = {"run_dir": str(self.run_dir), "python": self.python,
-                               "offset": off, "seed": self.seed,
-                               "descriptor_dir": str(d.path.parent if d.path else self.run_dir)}
+        ctx = {**self._base_context(), **(extra or {})}
         if spec is not None:
             own = {n: p + off for n, p in spec.ports.items()}
             ports.update(own)
@@ -112,9 +124,22 @@ class ExternalSut(Sut):
         ctx["ports"] = ports
         return ctx
 
-    def _argv(self, argv: tuple[str, ...], spec: ComponentSpec | None, key: str) -> list[str]:
-        ctx = self._context(spec)
+    def _argv(self, argv: tuple[str, ...], spec: ComponentSpec | None, key: str,
+              extra: dict[str, str] | None = None) -> list[str]:
+        ctx = self._context(spec, extra)
         return [fill(a, ctx, key) for a in argv]
+
+    @contextlib.contextmanager
+    def _commands_offset(self) -> Iterator[None]:
+        """Run a command (journal, replay) while stopped too: with the last offset used."""
+        if self.offset is not None:
+            yield
+            return
+        self.offset = self._last_offset if self._last_offset is not None else 0
+        try:
+            yield
+        finally:
+            self.offset = None
 
     def _env(self, spec: ComponentSpec | None) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -220,7 +245,7 @@ class ExternalSut(Sut):
             except (OSError, urllib.error.URLError, ValueError):
                 return False
         try:  # udp_health
-            reply = _udp_json(r.host, r.port + off, "health", 0.2)
+            reply = udp_json(r.host, r.port + off, "health", 0.2)
         except (OSError, ValueError):
             return False
         pid = reply.get("pid") if isinstance(reply, dict) else None
@@ -280,26 +305,29 @@ class ExternalSut(Sut):
 
     def offers(self, feature: str) -> bool:
         check_feature(feature)
-        d = self.descriptor
+        d, comps = self.descriptor, self.descriptor.components
         return {
             "http": "http" in d.doors, "ouch": "ouch" in d.doors,
-            "digest": any(c.digest for c in d.components),
-            "checkpoints": any(c.checkpoints for c in d.components),
+            "digest": any(c.digest for c in comps),
+            "checkpoints": any(c.checkpoints for c in comps),
+            "health": any(c.ready.kind == "udp_health" for c in comps),
             "journal": d.journal is not None,
-            "power_off": any(c.data_dir for c in d.components),
+            "wal": self._wal is not None, "wal_damage": self._wal is not None,
+            "rerequest": any(c.stream for c in comps),
+            "output_streams": any(c.stream and c.digest and c.role in ENGINE_ROLES
+                                  for c in comps),
+            "offline_replay": d.replay is not None,
+            "power_off": any(c.data_dir for c in comps),
         }.get(feature, feature in _ALWAYS)
 
+    def _static_path(self, template: str, key: str) -> Path:
+        """A path template filled without ports (it may be asked while stopped)."""
+        p = Path(fill(template, self._base_context(), key))
+        return p if p.is_absolute() else self.run_dir / p
+
     def data_dirs(self) -> dict[str, Path]:
-        ctx = {"run_dir": str(self.run_dir), "python": self.python, "seed": self.seed,
-               "offset": self.offset or 0, "ports": {},
-               "descriptor_dir": str(self.descriptor.path.parent if self.descriptor.path
-                                     else self.run_dir)}
-        out = {}
-        for c in self.descriptor.components:
-            if c.data_dir:
-                p = Path(fill(c.data_dir, ctx, f"components.{c.name}.data_dir"))
-                out[c.name] = p if p.is_absolute() else self.run_dir / p
-        return out
+        return {c.name: self._static_path(c.data_dir, f"components.{c.name}.data_dir")
+                for c in self.descriptor.components if c.data_dir}
 
     # -------------------------------------------------------------- nemesis verbs
 
@@ -331,7 +359,7 @@ class ExternalSut(Sut):
     def _query(self, spec: ComponentSpec, ep: Endpoint, command: str, key: str) -> Any:
         if ep.kind == "http":
             return _get_json(fill(ep.url or "", self._context(spec), key), 5.0)
-        return _udp_json(ep.host, (ep.port or 0) + (self.offset or 0), command, 2.0)
+        return udp_json(ep.host, (ep.port or 0) + (self.offset or 0), command, 2.0)
 
     def digest(self, name: str) -> dict[str, Any]:
         spec = self.descriptor.component(name)
@@ -358,37 +386,3 @@ class ExternalSut(Sut):
             if ep.kind == "http" or nxt is None:
                 return out
             after = int(nxt)
-
-    def journal(self) -> list[dict] | None:
-        d = self.descriptor
-        if d.journal is None:
-            return None
-        if self.offset is None:
-            self.offset = self._last_offset if self._last_offset is not None else 0
-            try:
-                return self._journal(d)
-            finally:
-                self.offset = None
-        return self._journal(d)
-
-    def _journal(self, d: Descriptor) -> list[dict]:
-        cmd = self._argv(d.journal or (), None, "journal")
-        try:
-            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                                 env=self._env(None), cwd=self._cwd(None),
-                                 timeout=d.journal_timeout_s)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SutError("journal", f"{cmd!r} failed: {exc}") from None
-        if res.returncode != 0:
-            raise SutError("journal", f"{cmd!r} exited with code {res.returncode}",
-                           res.stderr.decode("utf-8", "replace")[-4000:])
-        out = []
-        for lineno, line in enumerate(res.stdout.decode("utf-8", "replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                parse_input_line(line, lineno)
-            except ReplayFormatError as exc:
-                raise SutError("journal", f"not a replay-format input line: {exc}") from None
-            out.append(json.loads(line))
-        return out

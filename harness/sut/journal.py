@@ -1,8 +1,8 @@
-"""The reference WAL as a journal: replay-format input dicts, one per intact record.
+"""A ``crucible-wal-1`` WAL as a journal: replay-format input dicts, one per intact record.
 
-``wal_journal(DIR)`` reads the logger's WAL directory with
-``reference_impl.logger.wal_reader.WalReader`` and converts each record's sequenced
-message with ``replay_format.input_to_json``. Only the intact prefix counts:
+``wal_journal(DIR)`` reads the WAL directory with ``harness.sut.wal_files``
+(the documented format, docs/wal-format.md) and converts each record's
+sequenced message with ``replay_format.input_to_json``. Only the intact prefix counts:
 reading stops at the first defect (a torn tail, a CRC mismatch), exactly as
 recovery would. ``python -m harness.sut.journal DIR`` prints the same as JSON
 lines: the journal command of the reference implementation described as an
@@ -15,30 +15,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.sut.wal_files import records
 from reference_impl.core import sequenced_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.replay_format import format_line, input_to_json
-from reference_impl.logger.wal_reader import WalReader
 
 
 class JournalError(ValueError):
     """A WAL record that cannot be expressed in the replay format."""
 
 
-def wal_records(directory: str | Path) -> list[tuple[int, bytes]]:
-    """``(seq, payload)`` of every intact record, up to the first defect."""
-    out: list[tuple[int, bytes]] = []
-    for _first, _path, res in WalReader(directory).iter_segments():
-        out.extend((r.seq, r.payload) for r in res.records)
-        if res.error is not None:
-            break
-    return out
-
-
 def wal_journal(directory: str | Path) -> list[dict]:
     """Replay-format input dicts of the intact WAL; ``JournalError`` names a bad record."""
     out = []
-    for seq, payload in wal_records(directory):
+    for seq, payload in records(directory):
         try:
             out.append(input_to_json(sequenced_codec.decode(payload)))
         except (DecodeError, ValueError) as exc:
@@ -47,8 +37,8 @@ def wal_journal(directory: str | Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Print a reference WAL as replay-format lines.")
-    parser.add_argument("directory", help="the logger's WAL directory")
+    parser = argparse.ArgumentParser(description="Print a crucible-wal-1 WAL as replay-format lines.")
+    parser.add_argument("directory", help="the WAL directory")
     args = parser.parse_args(argv)
     try:
         entries = wal_journal(args.directory)

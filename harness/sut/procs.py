@@ -5,7 +5,8 @@ its pid is its process group id and a signal to the group reaches whatever
 its start command spawned. A group is *gone* when no live (non-zombie)
 process is left in it: zombies do not count, because PID 1 in a container
 may never reap orphans. Once a group is seen gone its id is never signalled
-again (the kernel may hand the number to a new process).
+again (the kernel may hand the number to a new process). ``log_tail`` gives
+the last lines of a component's log for a start error.
 """
 
 from __future__ import annotations
@@ -14,8 +15,20 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
+
+LOG_TAIL_BYTES = 16384
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last ``lines`` lines of a log file ('' when it cannot be read)."""
+    try:
+        data = path.read_bytes()[-LOG_TAIL_BYTES:]
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _group_pids(pgid: int) -> list[int]:

@@ -13,29 +13,40 @@ sequencer and the input-stream subscribers: the sequencer alone gets the
 config from ``udp_relay.relayed`` whose fan-out targets are the relay's
 ports, inside the same port block. Needs ``transport="unicast"``.
 
-``journal()`` reads the logger's WAL (``harness.sut.journal``); digests and
-checkpoints come from each node's UDP admin endpoint.
+Every optional capability of ``base.Sut`` is offered. The logger's WAL is
+``crucible-wal-1``: ``journal()`` (``harness.sut.journal``), ``wal_records()``
+and the WAL damage read and change it from the harness side
+(``harness.sut.wal_files``). Digests, checkpoints, health and stage
+timestamps come from each node's UDP admin endpoint; ``output_streams()``
+fetches each engine's stream from its retransmission port and
+``stream_port("sequencer")`` is the input stream's re-request port (both from
+the effective config); ``offline_replay`` runs ``crucible engine replay``, the
+reference engine being this SUT's own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
 from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.sut import offline, wal_files
 from harness.sut import ports as port_alloc
-from harness.sut.base import ROLES, NotSupported, Sut, SutError, check_feature
-from harness.sut.journal import wal_journal, wal_records
+from harness.sut.base import ROLES, NotSupported, StreamPort, Sut, SutError, check_feature
+from harness.sut.journal import wal_journal
+from harness.sut.mold_fetch import published_streams
 from reference_impl import config as config_mod
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.edges import process
 from reference_impl.launch.cluster import Cluster, ClusterStartError, plan_components
 
 RELAY_BASE_PORT = 17701  #: the relay's listen ports, before the offset (test_cluster agrees)
-_OFFERED = frozenset({"http", "ouch", "digest", "checkpoints", "journal", "power_off", "kill",
-                      "pause", "restart", "faults"})
+_OFFERED = frozenset({"http", "ouch", "digest", "checkpoints", "health", "journal", "wal",
+                      "wal_damage", "output_streams", "rerequest", "offline_replay", "stages",
+                      "power_off", "kill", "pause", "restart", "faults"})
 
 
 def _role(component: str, cfg: ClusterConfig) -> str:
@@ -90,6 +101,7 @@ class ReferenceSut(Sut):
         self._block: port_alloc.PortBlock | None = None
         self._last_offset: int | None = port_offset
         self._plan = {c.name: c for c in plan_components(self.base_config)}
+        self._wal = wal_files.WalDir(self.data_dirs()["logger"])
 
     @staticmethod
     def _relay_ports(cfg: ClusterConfig) -> list[int]:
@@ -243,9 +255,62 @@ class ReferenceSut(Sut):
                 return out
             after = int(reply["next_after"])
 
+    def health(self, name: str) -> bool:
+        return bool(self.admin(name, "health").get("ok"))
+
+    def stages(self, name: str, n: int) -> dict[str, Any]:
+        return self.admin(name, f"stages {n}")
+
+    # -------------------------------------------------------------- the WAL (crucible-wal-1)
+
     def journal(self) -> list[dict]:
-        return wal_journal(self.data_dirs()["logger"])
+        return wal_journal(self._wal.directory)
 
     def wal_records(self) -> list[tuple[int, bytes]]:
-        """The intact WAL records as ``(seq, payload)`` (what the checkers take)."""
-        return wal_records(self.data_dirs()["logger"])
+        return self._wal.records()
+
+    def damage_wal(self, how: str) -> dict[str, Any]:
+        return self._wal.damage(how)
+
+    def repair_wal(self) -> None:
+        self._wal.repair()
+
+    def verify_wal(self) -> tuple[int, str]:
+        return self._wal.verify()
+
+    # -------------------------------------------------------------- the bus
+
+    def stream_port(self, name: str) -> StreamPort:
+        cfg = self._cfg()
+        if name == "sequencer":
+            return StreamPort(HOST, cfg.sequencer.retransmit_port,
+                              cfg.input_stream.session.encode("ascii"))
+        if name.startswith("engine-"):
+            return StreamPort(HOST, cfg.engine(int(name.split("-", 1)[1])).retransmit_port,
+                              cfg.output_stream.session.encode("ascii"))
+        raise NotSupported(f"reference: {name!r} publishes no MoldUDP64 stream")
+
+    def output_streams(self, coverage: dict[str, dict] | None = None) -> dict[str, list[dict]]:
+        roles = self.roles()
+        engines = roles.get("primary", []) + roles.get("secondary", [])
+        return published_streams(self, {e: self.stream_port(e) for e in engines}, coverage)
+
+    def _relay(self) -> UdpFaultRelay:
+        if self.relay is None:
+            raise NotSupported("reference: no bus relay (built without bus_relay, or not started)")
+        return self.relay
+
+    def set_bus_faults(self, rates: UdpFaultRates) -> None:
+        self._relay().set_rates(rates)
+
+    def bus_fault_counts(self) -> dict[str, int]:
+        return self._relay().counts().as_dict()
+
+    # -------------------------------------------------------------- offline replay
+
+    def offline_replay(self, entries: list[dict], work_dir: Path) -> list[str]:
+        files = offline.prepare(entries, self.instruments(), Path(work_dir))
+        cmd = [sys.executable, "-m", "harness.cli", "engine", "replay", str(files.input)]
+        if self.instruments():
+            cmd += ["--instruments", str(files.instruments)]
+        return offline.run(cmd + ["--out", str(files.output)], files)

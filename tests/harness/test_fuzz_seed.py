@@ -24,7 +24,7 @@ def test_the_same_seed_gives_the_same_frames_after_more_modules_load(monkeypatch
     first = _frames(42)
     # modules full of literal constants that hypothesis would otherwise mix in
     for name in ("harness.report", "harness.cli.certify", "reference_impl.launch.cluster",
-                 "reference_impl.logger.wal_reader", "harness.workload", "_load", "_wal_faults"):
+                 "reference_impl.logger.wal_reader", "harness.workload", "_load", "harness.sut.wal_files"):
         importlib.import_module(name)
     assert _frames(42) == first
     assert _frames(43) != first  # and the seed does matter

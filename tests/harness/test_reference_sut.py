@@ -1,4 +1,4 @@
-"""ReferenceSut against the real nodes: description, state windows, the bus relay, a cold restart.
+"""ReferenceSut against the real nodes: description, every capability, the bus relay, a cold restart.
 
 One cluster (ports +8000, or any free block if another run holds it), with
 the bus relay wired in and checkpoints every 2 seqs; skipped with the reason
@@ -18,7 +18,7 @@ from harness.sut.reference import ReferenceSut
 from reference_impl import config
 
 ROOT = Path(__file__).resolve().parents[2]
-NODES = ("sequencer_node", "engine_node", "logger_node", "gateway_node", "cluster")
+NODES = ("sequencer/node", "engine/node", "logger/node", "gateway/node", "launch/cluster")
 MISSING = [n for n in NODES if not (ROOT / "reference_impl" / f"{n}.py").exists()]
 
 
@@ -31,6 +31,10 @@ def test_construction_validates_and_describes_without_starting(tmp_path):
                            "gateway": ["gateway-1"]}
     assert sut.data_dirs() == {"logger": tmp_path.resolve() / "wal"}
     assert not sut.offers("bus_relay") and sut.offers("journal") and not sut.offers("recover")
+    assert all(sut.offers(f) for f in ("wal", "wal_damage", "output_streams", "rerequest",
+                                       "offline_replay", "health", "stages"))
+    with pytest.raises(NotSupported, match="no bus relay"):
+        sut.set_bus_faults(None)
     with pytest.raises(RuntimeError, match="not started"):
         sut.endpoints()
     with pytest.raises(ValueError, match="durability"):
@@ -80,7 +84,19 @@ def test_state_windows_and_cold_restart(sut):
     assert [s for s, _ in sut.checkpoints(primary)] == [2, 4, 6]
     with pytest.raises(NotSupported):
         sut.checkpoints("logger")
-    assert sut.relay.counts().received > 0  # the input stream went through the relay
+    assert sut.bus_fault_counts()["received"] > 0  # the input stream went through the relay
+    assert sut.health("sequencer") and "stages" in sut.stages("gateway-1", 5)
+    assert sut.stream_port("sequencer").session == b"CRUCIN0001"
+
+    coverage: dict = {}
+    streams = sut.output_streams(coverage)
+    assert list(streams) == [primary]  # the secondary publishes nothing
+    assert coverage[primary]["first_missing"] is None
+    assert [o["type"] for o in streams[primary]][:5] == ["accepted"] * 5
+
+    lines = sut.offline_replay(journal, sut.run_dir / "replay")
+    end = lines[-1]
+    assert '"type":"end"' in end and sut.digest(primary)["state_hash"] in end
 
     outcome = sut.stop()
     assert set(outcome.values()) == {"stopped"} and sut.components() == {}
