@@ -390,7 +390,7 @@ def test_a_garbled_copy_is_dropped_whole_and_the_good_copy_is_applied(tmp_path) 
         stop(proc)
         seqr.close()
     assert proc.returncode == 0, log_of(proc)
-    assert "dropped an input-stream packet at seq 1" in log_of(proc)
+    assert "dropped a packet of the input stream at seq 1" in log_of(proc)
 
 
 def test_tiebreak_fault_runs_the_salted_test_only_engine(tmp_path) -> None:

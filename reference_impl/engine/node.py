@@ -9,9 +9,10 @@ One single-threaded duty loop over an ``Inbox`` of these sockets:
 
 - the input stream subscription (``input_port``, or the group) and the
   *recovery* socket (an ephemeral port): MoldUDP64 packets go through
-  ``core.receiver.Receiver``, which hands back in-order ``Deliver`` decisions
-  and ``RequestRetransmit`` decisions. A re-request leaves the recovery socket
-  for ``sequencer.retransmit_port``; when the same gap is asked for again
+  ``edges.mold_intake.MoldIntake`` (session and block checks,
+  ``core.receiver.Receiver``, re-requests), which hands back the in-order
+  messages. A re-request leaves the recovery socket for
+  ``sequencer.retransmit_port``; when the same gap is asked for again
   (the receiver repeats a request after ``RETRY_NS``) the node alternates to
   ``logger.archive_port`` and back, and a gap older than the sequencer's ring
   (``cluster.capacity`` seqs behind the stream head) goes to the archive at
@@ -34,11 +35,10 @@ cost the gateway one datagram per millisecond, not one per order. An idle node
 sends an output-stream heartbeat (the primary) and an ``EngineStatus`` every
 ``heartbeat_ms``. A packet with a block that does not decode, or whose
 header seq is not the packet's seq plus its index
-(``sequenced_codec.poisoned_block``), is dropped whole before the receiver
-sees it (``poisoned_packets``): the receiver keeps the first copy of a seq,
-so a damaged copy let in would shut out the good one, while a dropped one is
-a gap that is re-requested. A delivered message that still does not decode
-is fatal: skipping a seq would silently fork this replica from the others.
+(``sequenced_codec.poisoned_block``), is dropped whole by the intake before
+the receiver sees it (``poisoned_packets``; see ``mold_intake``). A delivered
+message that still does not decode is fatal: skipping a seq would silently
+fork this replica from the others.
 
 A checkpoint ``(seq, sha256)`` is taken on every seq that is a multiple of
 ``cluster.checkpoint_every``, so the replicas' checkpoints compare seq for
@@ -72,10 +72,11 @@ from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.output_codec import OutputRecord
 from reference_impl.core.output_tracker import EmittedTracker
-from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.core.receiver import Receiver
 from reference_impl.core.sequenced_codec import poisoned_block
 from reference_impl.core.status_pacer import StatusPacer
 from reference_impl.edges import process, transport
+from reference_impl.edges.mold_intake import MoldIntake, open_packet
 from reference_impl.edges.retransmit_ring import RetransmitRing, answer_rerequest
 from reference_impl.engine import admin as engine_admin
 from reference_impl.engine.broken_tiebreak import SaltedTiebreakEngine
@@ -159,46 +160,21 @@ class EngineAgent:
         self.attempts: dict[int, int] = {}  #: gap first seq -> re-requests sent for it
         self.published_seq = 0  #: the output stream's last seq
         self.last_output_ns = 0
-        self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
-                         "poisoned_packets": 0, "rerequests_sequencer": 0, "rerequests_archive": 0,
+        self.counters = {"rerequests_sequencer": 0, "rerequests_archive": 0,
                          "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
                          "output_heartbeats": 0, "retransmit_requests": 0,
                          "bad_retransmit_requests": 0, "retransmit_packets": 0,
                          "checkpoints": 0, "statuses": 0}
+        self.intake = MoldIntake(self.in_session, self.recovery_sock, self.route_rerequest,
+                                 self.counters, receiver=self.receiver,
+                                 check_block=poisoned_block, log=log, stream="input stream")
 
     # ------------------------------------------------------------- inbound
 
-    def on_input_packet(self, data: bytes, now_ns: int) -> list:
-        """One input-stream datagram (live or a retransmission) -> receiver decisions."""
-        try:
-            packet = mold_codec.decode_packet(data)
-        except DecodeError as exc:
-            self.counters["bad_packets"] += 1
-            log.warning("dropped a malformed input-stream datagram: %s", exc)
-            return []
-        if packet.session != self.in_session:
-            self.counters["foreign_session"] += 1
-            return []
-        if packet.messages:
-            bad = poisoned_block(packet.seq, packet.messages)
-            if bad is not None:
-                self.counters["poisoned_packets"] += 1
-                log.warning("dropped an input-stream packet at seq %d: %s", packet.seq, bad)
-                return []
-            self.counters["packets"] += 1
-            return self.receiver.on_messages(packet.seq, packet.messages, now_ns)
-        self.counters["packets"] += 1
-        return self.receiver.on_heartbeat(packet.seq, now_ns)
-
     def on_output_packet(self, data: bytes) -> None:
         """Muted: one output-stream datagram from the primary, for the tracker."""
-        try:
-            packet = mold_codec.decode_packet(data)
-        except DecodeError:
-            self.counters["bad_packets"] += 1
-            return
-        if packet.session != self.out_session:
-            self.counters["foreign_session"] += 1
+        packet = open_packet(data, self.out_session, self.counters)
+        if packet is None:
             return
         unpack = output_codec.HEADER.unpack_from
         observe = self.tracker.observe
@@ -215,17 +191,6 @@ class EngineAgent:
                          self.counters, "retransmit")
 
     # ------------------------------------------------------------- decisions
-
-    def carry_out(self, decisions: list) -> int:
-        """Apply every Deliver and send every RequestRetransmit; return messages applied."""
-        applied = 0
-        for d in decisions:
-            if type(d) is Deliver:
-                self.apply(d.seq, d.payload)
-                applied += 1
-            else:
-                self.request_retransmit(d.first_seq, d.count)
-        return applied
 
     def apply(self, seq: int, payload: bytes) -> None:
         try:
@@ -257,10 +222,11 @@ class EngineAgent:
             self.id, seq, bytes.fromhex(digest), time.monotonic_ns())))
         self.counters["checkpoints"] += 1
 
-    def request_retransmit(self, first_seq: int, count: int) -> None:
+    def route_rerequest(self, first_seq: int, count: int) -> tuple[str, int] | None:
+        """Where the intake sends a re-request: the sequencer and the archive in turn."""
         if not self.rerequest:
             self.counters["rerequests_suppressed"] += 1
-            return
+            return None
         attempts = self.attempts
         n = attempts.get(first_seq, 0)
         attempts[first_seq] = n + 1
@@ -269,16 +235,12 @@ class EngineAgent:
             addr, key = self.archive_addr, "rerequests_archive"
         else:
             addr, key = self.sequencer_addr, "rerequests_sequencer"
-        try:
-            self.recovery_sock.sendto(mold_codec.encode_request(self.in_session, first_seq, count),
-                                      addr)
-        except OSError:
-            pass
         self.counters[key] += 1
         if len(attempts) > 64:  # forget gaps already filled
             floor = self.receiver.next_seq
             for k in [k for k in attempts if k < floor]:
                 del attempts[k]
+        return addr
 
     # ------------------------------------------------------------ outbound
 
@@ -345,7 +307,7 @@ class EngineAgent:
         input_sock, recovery_sock = self.input_sock, self.recovery_sock
         retransmit_sock, output_sock, admin_sock = (
             self.retransmit_sock, self.output_sock, self.admin_sock)
-        receiver = self.receiver
+        receiver, on_input, apply = self.receiver, self.intake.on_packet, self.apply
         while not stop.is_set:
             batch = self.inbox.poll(self.poll_timeout(time.monotonic_ns()))
             now = time.monotonic_ns()
@@ -353,7 +315,10 @@ class EngineAgent:
             rerequests = []
             for sock, data, addr in batch:
                 if sock is input_sock or sock is recovery_sock:
-                    applied += self.carry_out(self.on_input_packet(data, now))
+                    delivered = on_input(data, now)
+                    for seq, payload in delivered:
+                        apply(seq, payload)
+                    applied += len(delivered)
                 elif sock is output_sock:
                     self.on_output_packet(data)
                 elif sock is retransmit_sock:
@@ -362,7 +327,7 @@ class EngineAgent:
                     process.answer_admin(sock, data, addr, self.on_admin)
             wake = receiver.next_wake_ns
             if wake is not None and wake <= now:
-                applied += self.carry_out(receiver.on_tick(now))
+                self.intake.on_tick(now)
             if self.pending:
                 self.publish_outputs()
             elif self.publishing and now - self.last_output_ns >= self.heartbeat_ns:

@@ -14,9 +14,10 @@ only moves bytes and clocks in and out of it.
   datagram, sent at once to ``sequencer.request_port``. The timer re-sends
   unsequenced requests after ``cluster.resend_ms``.
 - Output stream: MoldUDP64 on ``gateways[i].output_port`` (or the group),
-  ordered and gap-filled by ``core.receiver.Receiver``; re-requests leave
-  from a recovery socket to the primary's ``retransmit_port`` (the engine whose
-  EngineStatus says primary; until one does, the config's primary).
+  checked, ordered and gap-filled by ``edges.mold_intake.MoldIntake``
+  (which joins a live stream); re-requests leave from a recovery socket to
+  the primary's ``retransmit_port`` (the engine whose EngineStatus says
+  primary; until one does, the config's primary).
 - Status channel on ``status_port``: logger watermarks, engine status,
   sequencer status feed the ack gate and the backpressure depth.
 - Release: whatever the book releases is journalled per account and handed
@@ -44,16 +45,17 @@ import asyncio
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reference_impl.config import HOST, ClusterConfig
-from reference_impl.core import mold_codec, output_codec, status_codec
+from reference_impl.core import output_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.gateway_desk import Answer, Forward, GatewayDesk, Released, Stages
 from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import RejectReason
-from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.core.receiver import Deliver
 from reference_impl.edges import process, transport
+from reference_impl.edges.mold_intake import MoldIntake
 
 TICK_S = 0.01
 REQUEST_TIMEOUT_S = 5.0
@@ -83,17 +85,20 @@ class GatewayNode:
             has_secondary=has_secondary)
         self.default_primary = next(e.id for e in cfg.engines if e.role == "primary")
         self.out_session = cfg.output_stream.session.encode("ascii")
-        self.receiver: Receiver | None = None
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
         self._flushes: list[Callable[[], None]] = []  #: buffered subscribers to flush
         self._unstamped: list[Stages] = []  #: answers to stamp once flushed
         self.ouch_counters: dict[str, int] = {}  #: the OUCH door's, once it runs
-        self.counters = {"bad_output_packets": 0, "bad_output_records": 0, "bad_status": 0,
+        self.counters = {"bad_output_records": 0, "bad_status": 0,
                          "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0,
                          "status_logger": 0, "status_engine": 0, "status_sequencer": 0}
         self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
         self.recovery_sock = transport.bind_udp(0)
+        # Joins the live stream: from 1 while the primary's ring still holds all of it.
+        self.output_intake = MoldIntake(self.out_session, self.recovery_sock, self._retransmit_addr,
+                                        self.counters, join_within=cfg.capacity,
+                                        stream="output stream")
         self.status_sock = transport.bind_udp(self.gw.status_port)
         self.admin_sock = process.admin_socket(self.gw.admin_port)
         self.request_sock = transport.bind_udp(0)
@@ -188,7 +193,9 @@ class GatewayNode:
 
     # ------------------------------------------------------- output stream
 
-    def _retransmit_addr(self) -> tuple[str, int]:
+    def _retransmit_addr(self, first_seq: int, count: int) -> tuple[str, int]:
+        """Where an output re-request goes: the primary's retransmit port."""
+        self.counters["retransmit_requests"] += 1
         engine_id = self.book.primary_id or self.default_primary
         try:
             return HOST, self.cfg.engine(engine_id).retransmit_port
@@ -205,47 +212,22 @@ class GatewayNode:
             self.flush_out()
 
     def _on_output_packet(self, data: bytes) -> None:
-        try:
-            packet = mold_codec.decode_packet(data)
-        except DecodeError:
-            self.counters["bad_output_packets"] += 1
-            return
-        if packet.session != self.out_session:
-            self.counters["bad_output_packets"] += 1
-            return
         now = time.monotonic_ns()
-        receiver = self.receiver
-        if receiver is None:
-            # Join: from 1 while the stream is young enough for the primary's ring to
-            # hold it, else from what is live now (older outputs are not replayed).
-            head = packet.seq if packet.messages else packet.seq - 1
-            start = 1 if head <= self.cfg.capacity else max(packet.seq, 1)
-            receiver = self.receiver = Receiver(next_seq=start)
-        if packet.messages:
-            decisions = receiver.on_messages(packet.seq, packet.messages, now)
-        else:
-            decisions = receiver.on_heartbeat(packet.seq, now)
-        self._carry_out(decisions, now)
+        delivered = self.output_intake.on_packet(data, now)
+        if delivered:
+            self._carry_out(delivered, now)
 
-    def _carry_out(self, decisions: list, now: int) -> None:
+    def _carry_out(self, delivered: Sequence[Deliver], now: int) -> None:
+        """Hand every delivered output record to the desk, releasing what it lets out."""
         book = self.book
         decode = output_codec.decode
-        for d in decisions:
-            if type(d) is Deliver:
-                try:
-                    rec = decode(d.payload)
-                except DecodeError:
-                    self.counters["bad_output_records"] += 1
-                    continue
-                self._handle(book.on_output(rec, now))
-            else:
-                self.counters["retransmit_requests"] += 1
-                try:
-                    self.recovery_sock.sendto(
-                        mold_codec.encode_request(self.out_session, d.first_seq, d.count),
-                        self._retransmit_addr())
-                except OSError:
-                    self.counters["send_errors"] += 1
+        for _, payload in delivered:
+            try:
+                rec = decode(payload)
+            except DecodeError:
+                self.counters["bad_output_records"] += 1
+                continue
+            self._handle(book.on_output(rec, now))
 
     # ------------------------------------------------------ status, admin
 
@@ -293,9 +275,9 @@ class GatewayNode:
         if verb == "digest":
             digest = self.book.digest(time.monotonic_ns())
             digest["counters"].update(self.counters)
-            if self.receiver is not None:
-                digest["receiver"] = {"next_seq": self.receiver.next_seq,
-                                      **self.receiver.counters()}
+            receiver = self.output_intake.receiver
+            if receiver is not None:
+                digest["receiver"] = {"next_seq": receiver.next_seq, **receiver.counters()}
             digest.update(incarnation=self.incarnation, session=self.session, ouch=self.ouch_counters,
                           durability=self.cfg.durability,
                           subscribers={a: len(s) for a, s in self.subscribers.items() if s})
@@ -315,9 +297,8 @@ class GatewayNode:
             now = time.monotonic_ns()
             for datagram in self.book.due_resends(now):
                 self._send_request(datagram)
-            if self.receiver is not None:
-                self._carry_out(self.receiver.on_tick(now), now)
-                self.flush_out()
+            self.output_intake.on_tick(now)
+            self.flush_out()
 
     def start_udp(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader(self.out_sock, self._on_output_readable, self.out_sock)

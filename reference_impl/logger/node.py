@@ -6,8 +6,9 @@ One single-threaded duty loop over an ``Inbox`` of four sockets:
 
 - the input stream subscription (``logger.input_port``, or the group) and the
   *recovery* socket (ephemeral): MoldUDP64 packets go through
-  ``core.receiver.Receiver``; each ``Deliver`` is appended to the WAL and each
-  ``RequestRetransmit`` leaves the recovery socket for
+  ``edges.mold_intake.MoldIntake`` (session and block checks,
+  ``core.receiver.Receiver``); each message it delivers is appended to the WAL,
+  and each re-request leaves the recovery socket for
   ``sequencer.retransmit_port`` (the logger is the archive, so the sequencer's
   ring is its only source). Replies come back to the recovery socket.
 - ``logger.archive_port``: MoldUDP64 re-requests from engines, answered from
@@ -30,9 +31,9 @@ commit, so they never delay durability.
 
 A data packet whose blocks do not all decode with ``sequenced_codec`` and
 carry the packet's seq plus their index in their header
-(``sequenced_codec.poisoned_block``) is dropped whole before the receiver
-sees it (``poisoned_packets``): the receiver keeps the first copy of a seq,
-so a damaged copy appended would shut out the genuine one; dropped, its seqs
+(``sequenced_codec.poisoned_block``) is dropped whole by the intake before
+the receiver sees it (``poisoned_packets``): a damaged copy logged would be
+the only copy (the receiver keeps the first copy of a seq); dropped, its seqs
 stay a gap that is re-requested.
 
 On start, ``WalWriter`` recovers an existing WAL directory (see wal.py: the
@@ -49,15 +50,14 @@ reads (recovery and archive) accept CRC-mismatched records.
 
 from __future__ import annotations
 
-import socket
 import time
 
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import durability, mold_codec, status_codec
-from reference_impl.core.errors import DecodeError
-from reference_impl.core.receiver import Deliver, Receiver
+from reference_impl.core.receiver import Receiver
 from reference_impl.core.sequenced_codec import poisoned_block
 from reference_impl.edges import process, transport
+from reference_impl.edges.mold_intake import MoldIntake
 from reference_impl.edges.retransmit_ring import (
     MAX_REPLY_MESSAGES,
     MAX_REPLY_PACKETS,
@@ -89,62 +89,36 @@ class LoggerAgent:
         self.inbox = transport.Inbox(
             [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock],
             cfg.idle, cfg.backoff_spin_us)
-        self.status_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.status_sock = transport.bind_udp(0)
         self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.last_status_ns = 0
         #: a gate waits for the durable seq: send it right after the fdatasync
         self.durable_gates = durability.logger_publishes_durable(cfg.durability)
-        self.counters = {"packets": 0, "bad_packets": 0, "foreign_session": 0,
-                         "poisoned_packets": 0, "appended": 0, "payload_seq_mismatch": 0,
-                         "rerequests": 0,
+        self.counters = {"appended": 0, "payload_seq_mismatch": 0, "rerequests": 0,
                          "archive_requests": 0, "bad_archive_requests": 0,
                          "archive_packets": 0, "archive_from_wal": 0, "watermarks": 0}
+        self.intake = MoldIntake(self.session, self.recovery_sock, self.route_rerequest,
+                                 self.counters, receiver=self.receiver, check_block=poisoned_block,
+                                 stream="input stream")
 
     # ------------------------------------------------------------- inbound
 
     def on_input_packet(self, data: bytes, now: int) -> None:
-        try:
-            packet = mold_codec.decode_packet(data)
-        except DecodeError:
-            self.counters["bad_packets"] += 1
-            return
-        if packet.session != self.session:
-            self.counters["foreign_session"] += 1
-            return
-        if packet.messages:
-            if poisoned_block(packet.seq, packet.messages) is not None:
-                # A damaged copy logged would be the only copy: the receiver drops
-                # the good one later as a duplicate. Dropped whole, it stays a gap.
-                self.counters["poisoned_packets"] += 1
-                return
-            self.counters["packets"] += 1
-            self.carry_out(self.receiver.on_messages(packet.seq, packet.messages, now))
-            return
-        self.counters["packets"] += 1  # heartbeat or end of session: both say where the stream is
-        self.carry_out(self.receiver.on_heartbeat(packet.seq, now))
+        """One input-stream datagram: append what it delivers to the WAL and the tail."""
+        wal, tail, counters = self.wal, self.tail, self.counters
+        for seq, payload in self.intake.on_packet(data, now):
+            if payload[:8] != seq.to_bytes(8, "big"):
+                counters["payload_seq_mismatch"] += 1  # kept as is: the bus's bytes
+            wal.append(seq, payload)
+            tail.put(seq, payload)
+            counters["appended"] += 1
 
-    def carry_out(self, decisions: list) -> None:
-        wal, tail = self.wal, self.tail
-        for d in decisions:
-            if type(d) is Deliver:
-                seq, payload = d
-                if payload[:8] != seq.to_bytes(8, "big"):
-                    self.counters["payload_seq_mismatch"] += 1  # kept as is: the bus's bytes
-                wal.append(seq, payload)
-                tail.put(seq, payload)
-                self.counters["appended"] += 1
-            else:
-                self.request_retransmit(d.first_seq, d.count)
-
-    def request_retransmit(self, first_seq: int, count: int) -> None:
-        try:
-            self.recovery_sock.sendto(mold_codec.encode_request(self.session, first_seq, count),
-                                      self.sequencer_addr)
-        except OSError:
-            pass
+    def route_rerequest(self, first_seq: int, count: int) -> tuple[str, int]:
+        """The sequencer's ring is the logger's only source."""
         self.counters["rerequests"] += 1
+        return self.sequencer_addr
 
     def on_archive_request(self, data: bytes, addr: tuple) -> None:
         answer_rerequest(self.archive_sock, data, addr, self.session, self.plan_archive_reply,
@@ -235,7 +209,7 @@ class LoggerAgent:
                     process.answer_admin(sock, data, addr, self.on_admin)
             wake = receiver.next_wake_ns
             if wake is not None and wake <= now:
-                self.carry_out(receiver.on_tick(now))
+                self.intake.on_tick(now)
             if wal.pending:
                 self.commit()
             elif now - self.last_status_ns >= self.heartbeat_ns:
