@@ -11,6 +11,7 @@ stops what it starts.
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -103,6 +104,12 @@ def test_the_worked_example_parses_and_matches_the_default_config():
     assert {c.role for c in d.components} == {"logger", "secondary", "primary", "sequencer",
                                               "gateway"}
     assert d.doors["ouch"].port == 15000 and d.doors["http"].port == 18080
+    sut = ExternalSut(d, ROOT / "results" / "never-started")
+    assert all(sut.offers(f) for f in ("wal", "wal_damage", "rerequest", "output_streams",
+                                       "offline_replay", "health"))
+    assert not any(sut.offers(f) for f in ("bus_relay", "stages", "faults"))
+    assert d.component("logger").wal.dir == "wal" and d.replay is not None
+    assert d.component("sequencer").stream.session_bytes() == b"CRUCIN0001"
 
 
 def _set(doc: dict, dotted: str, value) -> dict:
@@ -148,6 +155,18 @@ _DELETE = object()
     ("components.admin.ports", {"admin": 15101}, "components", "used more than once"),
     ("setup", ["echo {nothing}"], "setup[0]", "unknown placeholder"),
     ("journal", 5, "journal", "must be a command"),
+    ("components.admin.wal", {"format": "crucible-wal-2"}, "components.admin.wal.format",
+     "must be one of crucible-wal-1"),
+    ("components.admin.wal", {"format": "crucible-wal-1"}, "components.admin.wal", "logger-role"),
+    ("components.admin.wal", {"format": "crucible-wal-1", "size": 1}, "components.admin.wal.size",
+     "unknown key"),
+    ("components.admin.stream", {"session": "MUCH-TOO-LONG", "rerequest": "admin"},
+     "components.admin.stream.session", "ASCII letters or digits"),
+    ("components.admin.stream", {"session": "OUT1", "rerequest": "admn"},
+     "components.admin.stream.rerequest", "one of this component's ports"),
+    ("components.admin.stream", {"session": "OUT1"}, "components.admin.stream.rerequest", "missing"),
+    ("replay", "{python} replay {inputs} --out {output}", "replay[2]", "unknown placeholder"),
+    ("replay_timeout_s", 0, "replay_timeout_s", "must be > 0"),
 ])
 def test_validation_errors_name_the_key(tmp_path, dotted, value, key, words):
     doc = _set(descriptor(tmp_path), dotted, value)
@@ -305,3 +324,41 @@ def test_stop_escalates_to_sigkill(tmp_path):
     pid = sut.components()["stubborn"]
     assert sut.stop() == {"stubborn": "killed"}
     assert not _group_pids(pid)
+
+
+# ------------------------------------------------------------------ declared capabilities
+
+REPLAY = textwrap.dedent("""\
+    import json, sys
+    lines = open(sys.argv[1]).read().splitlines()
+    with open(sys.argv[2], "w") as out:
+        out.write(json.dumps({"type": "end", "last_seq": len(lines), "state_hash": "ab"}) + "\\n")
+""")
+
+
+def test_declared_wal_and_replay_work_while_stopped(tmp_path):
+    from reference_impl.core import wal_codec
+
+    (tmp_path / "replay.py").write_text(REPLAY)
+    doc = descriptor(tmp_path)
+    doc["components"]["keeper"] = {"role": "logger", "start": ["sleep", "300"],
+                                   "data_dir": "data/keeper",
+                                   "wal": {"format": "crucible-wal-1"}}
+    doc["replay"] = "{python} {descriptor_dir}/replay.py {input} {output}"
+    run = tmp_path / "run"
+    sut = ExternalSut(write(tmp_path, doc), run)
+    assert sut.offers("wal") and sut.offers("offline_replay") and not sut.offers("rerequest")
+    wal = run / "data" / "keeper"
+    wal.mkdir(parents=True)
+    (wal / "wal-00000000000000000001.seg").write_bytes(
+        b"".join(wal_codec.encode_record(s, b"x" * 30) for s in (1, 2, 3)))
+    assert [s for s, _ in sut.wal_records()] == [1, 2, 3]
+    assert sut.damage_wal("torn")["last_seq"] == 3 and len(sut.wal_records()) == 2
+    sut.repair_wal()
+    assert len(sut.wal_records()) == 3
+    lines = sut.offline_replay([{"seq": 1}, {"seq": 2}], tmp_path / "replay")
+    assert json.loads(lines[-1]) == {"type": "end", "last_seq": 2, "state_hash": "ab"}
+    with pytest.raises(NotSupported):
+        sut.stream_port("admin")
+    with pytest.raises(NotSupported):
+        sut.output_streams()
