@@ -81,6 +81,12 @@ def relayed(cfg: ClusterConfig, relay_ports: Sequence[int]) -> tuple[ClusterConf
 
 
 def _bind(port: int, host: str) -> socket.socket:
+    """A non-blocking UDP listen socket with ``SOCKET_BUFFER`` each way.
+
+    The relay's own, not the reference's ``edges.transport.bind_udp``: a
+    nemesis sits between any SUT's processes, so the harness takes nothing
+    from the reference's edges (and the reference nothing from the harness).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         try:

@@ -34,6 +34,7 @@ SOCKET_BUFFER = 8 << 20
 
 
 def _udp() -> socket.socket:
+    """An unbound UDP socket with ``SOCKET_BUFFER`` each way (a burst must not overrun it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         try:
@@ -44,7 +45,11 @@ def _udp() -> socket.socket:
 
 
 def bind_udp(port: int = 0, host: str = HOST) -> socket.socket:
-    """A UDP socket bound on loopback (port 0: an ephemeral port)."""
+    """A UDP socket bound on loopback (port 0: an ephemeral port).
+
+    Every socket of the reference's nodes comes from here or ``_udp``: data,
+    recovery, retransmit, status and admin alike.
+    """
     sock = _udp()
     sock.bind((host, port))
     return sock

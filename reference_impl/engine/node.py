@@ -132,7 +132,7 @@ class EngineAgent:
 
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)
         self.recovery_sock = transport.bind_udp(0)
-        self.admin_sock = process.admin_socket(me.admin_port)
+        self.admin_sock = transport.bind_udp(me.admin_port)
         socks = [self.input_sock, self.recovery_sock, self.admin_sock]
         self.retransmit_sock: socket.socket | None = None
         self.output_sock: socket.socket | None = None

@@ -85,7 +85,7 @@ class LoggerAgent:
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, lc.input_port)
         self.recovery_sock = transport.bind_udp(0)
         self.archive_sock = transport.bind_udp(lc.archive_port)
-        self.admin_sock = process.admin_socket(lc.admin_port)
+        self.admin_sock = transport.bind_udp(lc.admin_port)
         self.inbox = transport.Inbox(
             [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock],
             cfg.idle, cfg.backoff_spin_us)

@@ -34,7 +34,6 @@ re-encode on the hot path.
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 
@@ -66,12 +65,12 @@ class SequencerAgent:
         self.skip_dedup = "skip_dedup" in cfg.faults
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
         self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
-        self.admin_sock = process.admin_socket(cfg.sequencer.admin_port)
+        self.admin_sock = transport.bind_udp(cfg.sequencer.admin_port)
         self.inbox = transport.Inbox([self.request_sock, self.retransmit_sock, self.admin_sock],
                                      cfg.idle, cfg.backoff_spin_us)
         subscribers = [e.input_port for e in cfg.engines] + [cfg.logger.input_port]
         self.publisher = transport.stream_publisher(cfg, cfg.input_stream, subscribers)
-        self.status_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.status_sock = transport.bind_udp(0)
         self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
         self.pending: list[bytes] = []
         self.published_seq = 0
