@@ -50,9 +50,9 @@ from reference_impl.core.mold_codec import MoldPacket
 from reference_impl.core.receiver import Deliver, Receiver
 
 #: ``route(first_seq, count)``: where a re-request goes (None: it is not sent)
-Route = Callable[[int, int], "tuple[str, int] | None"]
+Route = Callable[[int, int], tuple[str, int] | None]
 #: ``check(first_seq, messages)``: why a data packet's blocks are bad, or None
-BlockCheck = Callable[[int, Sequence[bytes]], "str | None"]
+BlockCheck = Callable[[int, Sequence[bytes]], str | None]
 COUNTERS = ("packets", "bad_packets", "foreign_session", "poisoned_packets", "send_errors")
 
 
