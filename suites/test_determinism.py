@@ -107,8 +107,10 @@ def own_replay_verdict(sut, digest: dict, work: Path, rid: str):
                                    f"entries to seq {target} reaches the live state hash",
                               v.evidence)
     if v.status == "fail":
-        return type(v).failed(rid, f"{sut.name}'s own offline replay to seq {target} does not "
-                                   f"reach the live state ({v.summary})", v.evidence)
+        got, live = v.evidence["clean_hash"], v.evidence["faulty_hash"]
+        return type(v).failed(rid, f"{sut.name}'s own offline replay to seq {target} ends at seq "
+                                   f"{replayed['applied_seq']} with hash {got[:16]}…, the live "
+                                   f"primary has {live[:16]}…", v.evidence)
     return v
 
 
