@@ -12,6 +12,8 @@ Errors are ``{"error": {"code", "field", "message"}}``:
 - 400 with a core reject code (``unknown_symbol``, ``bad_price``, ``bad_qty``,
   ``min_qty_not_ioc``, ``bad_tif``, ``bad_token``): a stateless check failed;
 - 429 ``backpressure`` with ``Retry-After: 1``: new orders and replaces only;
+  (these two refusals are journalled by the gateway like the OUCH door's: the
+  account's event stream shows them as ``rejected`` with ``seq`` 0;)
 - 504 ``timeout``: no released outputs within the bound; the outcome is
   unknown, settle it with ``GET /v1/orders/{token}``.
 
@@ -21,6 +23,9 @@ durable under the configured policy. ``GET /v1/events`` is a Server-Sent
 Events stream of the account's outbound messages; the event id is the
 account's outbound sequence number (shared with SoupBinTCP), and
 ``Last-Event-ID`` (or ``?last_event_id=N``) resumes after N.
+
+The door touches the gateway only through its ``GatewayPort``; its own
+settings (``HttpSettings``) come in when it is built.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -39,17 +44,26 @@ from reference_impl.core.gateway_orders import Outbound
 from reference_impl.core.messages import Cancel, RejectReason
 from reference_impl.core.replay_format import output_to_json
 from reference_impl.gateway.http_parse import RequestError, parse_new_order, parse_replace, reject_field
-
-if TYPE_CHECKING:
-    from reference_impl.gateway.node import GatewayNode
+from reference_impl.gateway.port import GatewayPort, Request
 
 SSE_KEEPALIVE_S = 5.0
 MAX_BODY = 64 << 10  #: request body limit (413 too_large above it)
 SSE_QUEUE_MAX = 100_000
 ORDER_STATES = ("open", "filled", "canceled", "replaced", "rejected")
+REQUEST_TIMEOUT_S = 5.0
 _ACCOUNT = web.AppKey("account", str)
-_NODE = web.AppKey("node", object)
+_GATEWAY = web.AppKey("gateway", object)
+_SETTINGS = web.AppKey("settings", object)
 _STREAMS = web.AppKey("streams", set)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """What the door is told when it is built (``main``)."""
+
+    gateway_id: int
+    durability: str
+    request_timeout_s: float = REQUEST_TIMEOUT_S  #: 504 (outcome unknown) after this long
 
 
 def error(status: int, code: str, field: str | None, message: str,
@@ -58,8 +72,12 @@ def error(status: int, code: str, field: str | None, message: str,
                              status=status, headers=headers)
 
 
-def _node(request: web.Request) -> GatewayNode:
-    return request.app[_NODE]  # type: ignore[return-value]
+def _gateway(request: web.Request) -> GatewayPort:
+    return request.app[_GATEWAY]  # type: ignore[return-value]
+
+
+def _settings(request: web.Request) -> HttpSettings:
+    return request.app[_SETTINGS]  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------- auth
@@ -74,8 +92,7 @@ def _account_of(request: web.Request) -> str | None:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    expected = _node(request).cfg.accounts.get(user)
-    if not sep or expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+    if not sep or not _gateway(request).check_login(user, password):
         return None
     return user
 
@@ -107,31 +124,30 @@ async def _json_body(request: web.Request) -> object:
         raise RequestError("malformed_json", "body", f"not valid JSON: {exc}") from None
 
 
-async def _submit(request: web.Request, body: object, token_field: str,
-                  gate_backpressure: bool = True) -> web.Response:
-    node = _node(request)
-    account = request[_ACCOUNT]
-    result = node.submit(account, body)
+async def _submit(request: web.Request, body: Request, token_field: str) -> web.Response:
+    timeout_s = _settings(request).request_timeout_s
+    fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+    def on_answer(answer: Answer) -> None:
+        if not fut.done():  # else timed out: the 504 is already sent
+            fut.set_result(answer)
+
+    result = _gateway(request).submit(request[_ACCOUNT], body, on_answer)
     if type(result) is not Forward:
         if result is RejectReason.BACKPRESSURE:
             return error(429, "backpressure", None, "the core is busy: retry later",
                          {"Retry-After": "1"})
         field = reject_field(result, body)
         return error(400, result.value, field, f"{field}: failed the {result.value} check")
-    fut = node.wait_for(result.request_seq)
     try:
-        answer: Answer = await asyncio.wait_for(fut, node.request_timeout_s)
+        answer = await asyncio.wait_for(fut, timeout_s)
     except asyncio.TimeoutError:
-        node.forget(result.request_seq)
         token = getattr(body, token_field)
         return error(504, "timeout", None,
-                     f"no outcome within {node.request_timeout_s:g} s: the order's outcome is "
+                     f"no outcome within {timeout_s:g} s: the order's outcome is "
                      f"unknown; settle it with GET /v1/orders/{token}")
-    finally:
-        node.forget(result.request_seq)
-    stages = node.finish(answer)
     return web.json_response({"outputs": [output_to_json(o.output) for o in answer.outputs],
-                              "stages": stages.to_json()})
+                              "stages": answer.stages.to_json()})
 
 
 def _guard(handler):
@@ -164,31 +180,31 @@ async def replace_order(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    node = _node(request)
+    gateway = _gateway(request)
     account, token = request[_ACCOUNT], request.match_info["token"]
-    order = node.book.order(account, token)
+    acct = gateway.account(account)
+    order = acct.order(token) if acct is not None else None
     if order is not None:
         return web.json_response(order.to_json())
-    if node.book.pending_for(account, token) is not None:
+    if gateway.pending(account, token):
         return web.json_response({"token": token, "state": "pending"})
     return error(404, "unknown_order", "token", f"account {account} has no order {token!r}")
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    node = _node(request)
     state = request.query.get("state", "all")
     if state != "all" and state not in ORDER_STATES:
         return error(400, "bad_value", "state", f"state must be all or one of {ORDER_STATES}")
-    acct = node.book.accounts.get(request[_ACCOUNT])
+    acct = _gateway(request).account(request[_ACCOUNT])
     orders = [] if acct is None else [o.to_json() for o in acct.orders.values()
                                       if state == "all" or o.state == state]
     return web.json_response({"orders": orders})
 
 
 async def health(request: web.Request) -> web.Response:
-    node = _node(request)
-    return web.json_response({"ok": True, "component": "gateway", "id": node.gw.id,
-                              "durability": node.cfg.durability})
+    settings = _settings(request)
+    return web.json_response({"ok": True, "component": "gateway", "id": settings.gateway_id,
+                              "durability": settings.durability})
 
 
 # ---------------------------------------------------------------------- SSE
@@ -201,30 +217,30 @@ def sse_event(entry: Outbound) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    node = _node(request)
+    gateway = _gateway(request)
     account = request[_ACCOUNT]
     raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
-    journal = node.book.account(account)
-    if raw is None:
-        start = journal.next_out_seq
+    if raw is None:  # new events only: from what the journal holds now
+        journal = gateway.account(account)
+        start = journal.next_out_seq if journal is not None else 1
     elif raw.isascii() and raw.isdigit():
         start = int(raw) + 1
     else:
         return error(400, "wrong_type", "Last-Event-ID", "expected a non-negative integer")
     queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
 
-    def sink(entry: Outbound) -> None:
-        if queue.qsize() >= SSE_QUEUE_MAX:  # a consumer this slow is cut off; it can resume
-            node.unsubscribe(account, sink)
-            queue.put_nowait(None)
-        else:
+    def sink(entries: Sequence[Outbound]) -> None:
+        for entry in entries:
+            if queue.qsize() >= SSE_QUEUE_MAX:  # a consumer this slow is cut off; it can resume
+                gateway.unsubscribe(account, sink)
+                queue.put_nowait(None)
+                return
             queue.put_nowait(entry)
 
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
     await response.prepare(request)
-    backlog = journal.since(start)  # taken and subscribed in one step: no gap, no overlap
-    node.subscribe(account, sink)
+    backlog = gateway.subscribe(account, sink).since(start)  # then live: no gap, no overlap
     streams = request.app[_STREAMS]
     streams.add(queue)
     try:
@@ -254,7 +270,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        node.unsubscribe(account, sink)
+        gateway.unsubscribe(account, sink)
         streams.discard(queue)
     return response
 
@@ -262,9 +278,10 @@ async def events(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------- app
 
 
-def make_app(node: GatewayNode) -> web.Application:
+def make_app(gateway: GatewayPort, settings: HttpSettings) -> web.Application:
     app = web.Application(middlewares=[auth], client_max_size=MAX_BODY)
-    app[_NODE] = node
+    app[_GATEWAY] = gateway
+    app[_SETTINGS] = settings
     app[_STREAMS] = set()
     app.add_routes([
         web.post("/v1/orders", post_order),
@@ -290,8 +307,8 @@ class HttpDoor:
         await self.runner.cleanup()
 
 
-async def start(node: GatewayNode, host: str, port: int) -> HttpDoor:
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
+async def start(gateway: GatewayPort, settings: HttpSettings, host: str, port: int) -> HttpDoor:
+    runner = web.AppRunner(make_app(gateway, settings), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True, shutdown_timeout=1.0).start()
     return HttpDoor(runner)

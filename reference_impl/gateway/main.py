@@ -1,9 +1,10 @@
 """Start one gateway: ``python -m reference_impl.gateway --config F --run-dir D --id N``.
 
-Apart from ``gateway_node``, whose ``__main__`` block calls ``main`` here, so
-that module holds the event-loop callbacks and this one what is decided once
-per process: the command line, which event loop runs (``event_loop_name``),
-the incarnation and the garbage collector's settings.
+The composition root: it builds the node (``node``: the event-loop callbacks
+around the desk) and its two doors (``ouch_door``, ``http_door``), handing
+each door the node as its ``GatewayPort`` and its own settings, and decides
+what is decided once per process: the command line, which event loop runs
+(``event_loop_name``), the incarnation and the garbage collector's settings.
 
 Incarnation: a u32 that grows with every start of this gateway id, so the
 sequencer tells a restarted gateway's request seqs from the old ones':
@@ -29,9 +30,12 @@ import sys
 import time
 from pathlib import Path
 
-from reference_impl.config import ClusterConfig, ConfigError
+from reference_impl.config import HOST, ClusterConfig, ConfigError
 from reference_impl.edges import process
-from reference_impl.gateway.node import REQUEST_TIMEOUT_S, GatewayNode
+from reference_impl.gateway import http_door, ouch_door
+from reference_impl.gateway.http_door import REQUEST_TIMEOUT_S, HttpSettings
+from reference_impl.gateway.node import GatewayNode
+from reference_impl.gateway.ouch_door import IDLE_TIMEOUT_S, OuchSettings
 
 
 def next_incarnation(run_dir: Path, gateway_id: int, now_s: int) -> int:
@@ -84,7 +88,7 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", type=int, default=1, help="gateway id in the config (default 1)")
     parser.add_argument("--request-timeout-s", type=float, default=REQUEST_TIMEOUT_S,
                         help="HTTP: answer 504 (outcome unknown) after this long")
-    parser.add_argument("--ouch-idle-timeout-s", type=float, default=15.0,
+    parser.add_argument("--ouch-idle-timeout-s", type=float, default=IDLE_TIMEOUT_S,
                         help="SoupBinTCP: drop a client silent this long (spec: 15 s)")
 
 
@@ -94,9 +98,15 @@ async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     incarnation = next_incarnation(Path(args.run_dir), args.id, int(time.time()))
-    gw = GatewayNode(cfg, args.id, incarnation, args.request_timeout_s, args.ouch_idle_timeout_s)
+    node = GatewayNode(cfg, args.id, incarnation)
+    gw = node.gw
+    ouch = await ouch_door.start(node, OuchSettings(node.session, args.ouch_idle_timeout_s),
+                                 HOST, gw.ouch_port)
+    node.ouch_counters = ouch.counters
+    http = await http_door.start(node, HttpSettings(gw.id, cfg.durability, args.request_timeout_s),
+                                 HOST, gw.http_port)
     freeze_gc_survivors()
-    await gw.run(stop)
+    await node.run(stop, (ouch, http))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,16 +3,19 @@
 Theory of operation
 -------------------
 One asyncio event loop (uvloop unless ``cluster.event_loop`` says
-``asyncio`` or uvloop is not installed: see ``gateway_main``) runs
-everything: the two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2;
-``http_door``: aiohttp), the UDP sockets of the pipeline, and a 10 ms timer.
-All decisions are made by ``core.gateway_desk.GatewayDesk``; this module
-only moves bytes and clocks in and out of it.
+``asyncio`` or uvloop is not installed: see ``main``) runs everything: the
+two client doors (``ouch_door``: SoupBinTCP 3.0 + OUCH 4.2; ``http_door``:
+aiohttp), the UDP sockets of the pipeline, and a 10 ms timer. All decisions
+are made by ``core.gateway_desk.GatewayDesk``; this module only moves bytes
+and clocks in and out of it. The doors see it only as their
+``port.GatewayPort``, which it implements; it imports no door.
 
-- Requests: a door calls ``submit(account, body)``; the book checks it and
-  either refuses (a ``RejectReason``: never sequenced) or returns the
-  datagram, sent at once to ``sequencer.request_port``. The timer re-sends
-  unsequenced requests after ``cluster.resend_ms``.
+- Requests: a door calls ``submit(account, body, on_answer)``; the desk
+  checks it and either refuses it (a ``RejectReason``: never sequenced; the
+  desk journals the refusal, delivered at once to the account's subscribers,
+  whichever door it came from) or returns the datagram, sent at once to
+  ``sequencer.request_port``. The timer re-sends unsequenced requests after
+  ``cluster.resend_ms``.
 - Output stream: MoldUDP64 on ``gateways[i].output_port`` (or the group),
   checked, ordered and gap-filled by ``edges.mold_intake.MoldIntake``
   (which joins a live stream); re-requests leave from a recovery socket to
@@ -20,21 +23,19 @@ only moves bytes and clocks in and out of it.
   primary; until one does, the config's primary).
 - Status channel on ``status_port``: logger watermarks, engine status,
   sequencer status feed the ack gate and the backpressure depth.
-- Release: whatever the book releases is journalled per account and handed
-  to every subscriber of that account (OUCH sessions, SSE streams); an answer
-  to an HTTP request resolves that request's future (the HTTP handler stamps
-  gateway-out), other answers are stamped here.
-- Batched output: a subscriber may buffer what it is handed and ask for a
-  ``flush`` (``defer_flush``); after each datagram that can release (an
-  output packet, a status record), at the end of the tick and of a door's
-  input, ``flush_out`` runs those flushes (an OUCH session: one ``send`` for
-  all its messages that datagram released) and only then stamps gateway-out
-  on the answers, so the stamp still follows all of an input's writes. Per
+- Release: whatever the desk releases is journalled per account (by the
+  desk) and collected here; after each datagram that can release (an output
+  packet, a status record) and at the end of the tick, ``flush_out`` hands
+  every subscriber of an account (OUCH connections, SSE streams) that
+  account's entries in one call (an OUCH connection: one ``send``), then
+  stamps gateway-out on every answer (``GatewayDesk.finish``: the one place,
+  for both doors) and hands each answer to the door that waits for it
+  (``on_answer``), so the stamp follows all of an input's writes. Per
   datagram, not per drain: an answer never waits behind unrelated datagrams.
 - Admin (UDP ``admin_port``): ``health``, ``digest``, ``stages [N]``.
 
-The process around this (command line, event loop, garbage collector) is
-``gateway_main``'s, and so is the incarnation passed in: a u32 that grows
+The process around this (command line, event loop, garbage collector, the
+doors) is ``main``'s, and so is the incarnation passed in: a u32 that grows
 with every start of this gateway id. It also names the SoupBinTCP session,
 since outbound numbering restarts with the process.
 """
@@ -42,42 +43,45 @@ since outbound numbering restarts with the process.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import output_codec, status_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.gateway_desk import Answer, Forward, GatewayDesk, Released, Stages
-from reference_impl.core.gateway_orders import Outbound
+from reference_impl.core.gateway_orders import Account, Outbound
 from reference_impl.core.messages import RejectReason
 from reference_impl.core.receiver import Deliver
 from reference_impl.edges import process, transport
 from reference_impl.edges.mold_intake import MoldIntake
+from reference_impl.gateway.port import AnswerSink, Request, Subscriber
 
 TICK_S = 0.01
-REQUEST_TIMEOUT_S = 5.0
 STAGES_DEFAULT = 100
 STAGES_MAX = 400  #: keeps the admin reply inside one datagram (~110 bytes a row)
-Subscriber = Callable[[Outbound], None]
+
+
+class Door(Protocol):
+    """What the node needs of a running door: to close it when it stops."""
+
+    async def close(self) -> None: ...
 
 
 class GatewayNode:
-    """Sockets, timers and subscribers around one ``GatewayDesk``."""
+    """Sockets, timers and subscribers around one ``GatewayDesk``; the doors' ``GatewayPort``."""
 
-    def __init__(self, cfg: ClusterConfig, gateway_id: int, incarnation: int,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 ouch_idle_timeout_s: float = 15.0) -> None:
+    def __init__(self, cfg: ClusterConfig, gateway_id: int, incarnation: int) -> None:
         self.cfg = cfg
         self.gw = cfg.gateway(gateway_id)
         self.incarnation = incarnation
         self.session = str(self.incarnation)
-        self.request_timeout_s = request_timeout_s
-        self.ouch_idle_timeout_s = ouch_idle_timeout_s
         has_secondary = any(e.role == "secondary" for e in cfg.engines)
-        self.book = GatewayDesk(
+        self.desk = GatewayDesk(
             gateway_id, self.incarnation, cfg.durability, cfg.instrument_table(),
             capacity=cfg.capacity, ratio=cfg.backpressure_ratio,
             resend_ns=cfg.resend_ms * 1_000_000,
@@ -86,9 +90,9 @@ class GatewayNode:
         self.default_primary = next(e.id for e in cfg.engines if e.role == "primary")
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.subscribers: dict[str, set[Subscriber]] = {}
-        self.waiters: dict[int, asyncio.Future] = {}
-        self._flushes: list[Callable[[], None]] = []  #: buffered subscribers to flush
-        self._unstamped: list[Stages] = []  #: answers to stamp once flushed
+        self.waiters: dict[int, AnswerSink] = {}  #: request_seq -> the door waiting for it
+        self._released: list[Outbound] = []  #: entries to deliver at the next ``flush_out``
+        self._answers: list[Answer] = []  #: answers to stamp and hand out then
         self.ouch_counters: dict[str, int] = {}  #: the OUCH door's, once it runs
         self.counters = {"bad_output_records": 0, "bad_status": 0,
                          "retransmit_requests": 0, "send_errors": 0, "subscriber_errors": 0,
@@ -100,29 +104,50 @@ class GatewayNode:
                                         self.counters, join_within=cfg.capacity,
                                         stream="output stream")
         self.status_sock = transport.bind_udp(self.gw.status_port)
-        self.admin_sock = process.admin_socket(self.gw.admin_port)
+        self.admin_sock = transport.bind_udp(self.gw.admin_port)
         self.request_sock = transport.bind_udp(0)
         self.sequencer_addr = (HOST, cfg.sequencer.request_port)
         for s in (self.out_sock, self.recovery_sock, self.status_sock, self.admin_sock,
                   self.request_sock):
             s.setblocking(False)
 
-    # ------------------------------------------------------------ requests
+    # ------------------------------------------------- the doors' port
 
-    def submit(self, account: str, body: object) -> Forward | RejectReason:
-        """Check and forward a client request (the doors' one entry point)."""
-        result = self.book.admit(account, body, time.monotonic_ns())
+    def check_login(self, account: str, password: str) -> bool:
+        expected = self.cfg.accounts.get(account)
+        return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    def submit(self, account: str, body: Request,
+               on_answer: AnswerSink | None = None) -> Forward | RejectReason:
+        """Check and forward a client request, or journal and deliver its refusal."""
+        desk = self.desk
+        result = desk.admit(account, body, time.monotonic_ns())
         if type(result) is Forward:
+            if on_answer is not None:
+                self.waiters[result.request_seq] = on_answer
             self._send_request(result.datagram)
+        else:
+            self._deliver([desk.local_reject(account, body, result, time.time_ns())])
         return result
 
-    def wait_for(self, request_seq: int) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters[request_seq] = fut
-        return fut
+    def subscribe(self, account: str, subscriber: Subscriber) -> Account:
+        if self._released:  # what is already journalled goes to the earlier subscribers only
+            self.flush_out()
+        self.subscribers.setdefault(account, set()).add(subscriber)
+        return self.desk.account(account)
 
-    def forget(self, request_seq: int) -> None:
-        self.waiters.pop(request_seq, None)
+    def unsubscribe(self, account: str, subscriber: Subscriber) -> None:
+        subscribers = self.subscribers.get(account)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+
+    def account(self, name: str) -> Account | None:
+        return self.desk.accounts.get(name)
+
+    def pending(self, account: str, token: str) -> bool:
+        return self.desk.pending_for(account, token) is not None
+
+    # ------------------------------------------------------------- release
 
     def _send_request(self, datagram: bytes) -> None:
         try:
@@ -130,73 +155,58 @@ class GatewayNode:
         except OSError:  # the sequencer is down or the buffer full: the resend covers it
             self.counters["send_errors"] += 1
 
-    # --------------------------------------------------------- subscribers
+    def _handle(self, released: Released) -> None:
+        if released.published:
+            self._released.extend(released.published)
+        if released.answers:
+            self._answers.extend(released.answers)
 
-    def subscribe(self, account: str, sink: Subscriber) -> None:
-        self.subscribers.setdefault(account, set()).add(sink)
+    def flush_out(self) -> None:
+        """Deliver what was released, then stamp gateway-out on the answers and hand them out."""
+        released = self._released
+        if released:
+            self._released = []
+            self._deliver(released)
+        answers = self._answers
+        if answers:
+            self._answers = []
+            now = time.monotonic_ns()
+            finish = self.desk.finish
+            waiters = self.waiters
+            for answer in answers:
+                answer = answer._replace(stages=finish(answer.stages, now))
+                on_answer = waiters.pop(answer.pending.request_seq, None)
+                if on_answer is not None:
+                    on_answer(answer)
 
-    def unsubscribe(self, account: str, sink: Subscriber) -> None:
-        sinks = self.subscribers.get(account)
-        if sinks is not None:
-            sinks.discard(sink)
-
-    def publish(self, entry: Outbound) -> None:
-        sinks = self.subscribers.get(entry.output.account)
-        if sinks:
+    def _deliver(self, entries: list[Outbound]) -> None:
+        """Each subscriber of an account gets that account's entries in one call."""
+        subscribers = self.subscribers
+        batches: dict[str, list[Outbound]] = {}
+        for entry in entries:
+            account = entry.output.account
+            if subscribers.get(account):
+                batch = batches.get(account)
+                if batch is None:
+                    batches[account] = [entry]
+                else:
+                    batch.append(entry)
+        for account, batch in batches.items():
+            sinks = subscribers[account]
             for sink in list(sinks):
                 try:
-                    sink(entry)
+                    sink(batch)
                 except Exception as exc:  # one broken subscriber must not starve the others
                     self.counters["subscriber_errors"] += 1
                     sinks.discard(sink)
-                    print(f"gateway: dropped a subscriber of {entry.output.account}: {exc!r}",
-                          file=sys.stderr)
-
-    def defer_flush(self, flush: Callable[[], None]) -> None:
-        """Have ``flush`` called at the end of this callback (``flush_out``)."""
-        self._flushes.append(flush)
-
-    def flush_out(self) -> None:
-        """Send what subscribers buffered, then stamp gateway-out on what was answered."""
-        flushes = self._flushes
-        if flushes:
-            self._flushes = []
-            for flush in flushes:
-                try:
-                    flush()
-                except Exception as exc:  # as in publish: one broken subscriber only
-                    self.counters["subscriber_errors"] += 1
-                    print(f"gateway: a subscriber's flush failed: {exc!r}", file=sys.stderr)
-        unstamped = self._unstamped
-        if unstamped:
-            self._unstamped = []
-            now = time.monotonic_ns()
-            finish = self.book.finish
-            for stages in unstamped:
-                finish(stages, now)
-
-    def _handle(self, released: Released) -> None:
-        if not released.published and not released.answers:
-            return
-        for entry in released.published:
-            self.publish(entry)
-        for answer in released.answers:
-            fut = self.waiters.pop(answer.pending.request_seq, None)
-            if fut is not None and not fut.done():
-                fut.set_result(answer)
-            else:
-                self._unstamped.append(answer.stages)
-
-    def finish(self, answer: Answer) -> Stages:
-        """Stamp gateway-out for an answer a door is about to send."""
-        return self.book.finish(answer.stages, time.monotonic_ns())
+                    print(f"gateway: dropped a subscriber of {account}: {exc!r}", file=sys.stderr)
 
     # ------------------------------------------------------- output stream
 
     def _retransmit_addr(self, first_seq: int, count: int) -> tuple[str, int]:
         """Where an output re-request goes: the primary's retransmit port."""
         self.counters["retransmit_requests"] += 1
-        engine_id = self.book.primary_id or self.default_primary
+        engine_id = self.desk.primary_id or self.default_primary
         try:
             return HOST, self.cfg.engine(engine_id).retransmit_port
         except Exception:
@@ -219,7 +229,7 @@ class GatewayNode:
 
     def _carry_out(self, delivered: Sequence[Deliver], now: int) -> None:
         """Hand every delivered output record to the desk, releasing what it lets out."""
-        book = self.book
+        desk = self.desk
         decode = output_codec.decode
         for _, payload in delivered:
             try:
@@ -227,12 +237,12 @@ class GatewayNode:
             except DecodeError:
                 self.counters["bad_output_records"] += 1
                 continue
-            self._handle(book.on_output(rec, now))
+            self._handle(desk.on_output(rec, now))
 
     # ------------------------------------------------------ status, admin
 
     def _on_status_readable(self) -> None:
-        book = self.book
+        desk = self.desk
         while True:
             try:
                 data = self.status_sock.recv(transport.RECV_BYTES)
@@ -247,15 +257,15 @@ class GatewayNode:
             kind = type(record)
             if kind is status_codec.LoggerWatermark:
                 self.counters["status_logger"] += 1
-                self._handle(book.on_logger(record, now))
+                self._handle(desk.on_logger(record, now))
                 self.flush_out()
             elif kind is status_codec.EngineStatus:
                 self.counters["status_engine"] += 1
-                self._handle(book.on_engine(record, now))
+                self._handle(desk.on_engine(record, now))
                 self.flush_out()
             elif kind is status_codec.SequencerStatus:
                 self.counters["status_sequencer"] += 1
-                book.on_sequencer(record, now)
+                desk.on_sequencer(record, now)
 
     def _on_admin_readable(self) -> None:
         while True:
@@ -273,7 +283,7 @@ class GatewayNode:
                     "incarnation": self.incarnation,
                     "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}
         if verb == "digest":
-            digest = self.book.digest(time.monotonic_ns())
+            digest = self.desk.digest(time.monotonic_ns())
             digest["counters"].update(self.counters)
             receiver = self.output_intake.receiver
             if receiver is not None:
@@ -285,7 +295,7 @@ class GatewayNode:
         if verb == "stages":
             n = int(words[1]) if len(words) > 1 else STAGES_DEFAULT
             n = max(0, min(n, STAGES_MAX))
-            rows = list(self.book.stages)[-n:] if n else []
+            rows = list(self.desk.stages)[-n:] if n else []
             return {"fields": list(Stages._fields), "stages": [list(r) for r in rows]}
         return {"error": f"unknown command {command!r} (health, digest, stages [N])"}
 
@@ -295,7 +305,7 @@ class GatewayNode:
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic_ns()
-            for datagram in self.book.due_resends(now):
+            for datagram in self.desk.due_resends(now):
                 self._send_request(datagram)
             self.output_intake.on_tick(now)
             self.flush_out()
@@ -316,16 +326,9 @@ class GatewayNode:
                   self.request_sock):
             s.close()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        from reference_impl.gateway import (
-            http_door,
-            ouch_door,  # the doors import this module's types
-        )
-
+    async def run(self, stop: asyncio.Event, doors: Sequence[Door]) -> None:
+        """Serve until ``stop`` is set; the doors (already listening) are closed then."""
         loop = asyncio.get_running_loop()
-        ouch = await ouch_door.start(self, HOST, self.gw.ouch_port)
-        self.ouch_counters = ouch.counters
-        http = await http_door.start(self, HOST, self.gw.http_port)
         # UDP last: an admin ``health`` answer means both doors are listening
         self.start_udp(loop)
         ticker = loop.create_task(self._tick())
@@ -333,7 +336,6 @@ class GatewayNode:
             await stop.wait()
         finally:
             ticker.cancel()
-            await ouch.close()
-            await http.close()
+            for door in doors:
+                await door.close()
             self.close(loop)
-
