@@ -21,12 +21,12 @@ import contextlib
 import json
 
 import _support as s
-from _doors import basic_auth
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from harness.checkers import Verdict
+from harness.clients import basic_auth
 from reference_impl.core import ouch_codec
 from reference_impl.core.errors import DecodeError
 

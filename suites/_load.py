@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from _doors import HTTP_TIMEOUT_S, http_address
+from _doors import HTTP_TIMEOUT_S, http_url
 
 from harness.clients import HttpClient
 from harness.history import History
@@ -117,8 +117,7 @@ class Load:
                  first_process: int = 0, timeout_s: float = HTTP_TIMEOUT_S,
                  rate_per_s: float | None = None) -> None:
         self.sut, self.history, self.flow = sut, history, flow
-        http_address(sut)  # N/A without an HTTP door
-        self.base_url = sut.endpoints()["http"]
+        self.base_url = http_url(sut)  # N/A without an HTTP door
         self.passwords = sut.accounts()
         self.workers, self.first_process, self.timeout_s = workers, first_process, timeout_s
         self.interval = 1.0 / rate_per_s if rate_per_s else 0.0

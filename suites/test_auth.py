@@ -1,27 +1,21 @@
 """Authentication and isolation: an account acts only on its own orders, and only once logged in.
 
 One SUT for the module; each requirement talks to the doors directly (HTTP
-with Basic auth; OUCH as raw SoupBinTCP) and records what the door answered
+with Basic auth; OUCH as bare SoupBinTCP packets) and records what the door answered
 as evidence. Nothing a refused client sends may be sequenced: the sequencer's
 head (or the journal's length) must not move across the refusals.
 """
 
 from __future__ import annotations
 
-import json
-
 import _support as s
 import pytest
-from _doors import (
-    HttpSession,
-    OuchSession,
-    basic_auth,
-    http_address,
-    json_of,
-    ouch_address,
-)
+from _doors import http_door, ouch_door
 
 from harness.checkers import Verdict
+from harness.clients import basic_auth
+from reference_impl.core import soupbin_codec as sb
+from reference_impl.core.ouch_messages import EnterOrder
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +33,14 @@ def two_accounts(sut) -> list[tuple[str, str]]:
 
 def http_call(sut, method: str, path: str, body: dict | None = None,
               auth: tuple[str, str] | None = None, raw_auth: str | None = None) -> tuple[int, dict]:
-    session = HttpSession(*http_address(sut))
     headers = {}
     if auth is not None:
         headers["Authorization"] = basic_auth(*auth)
     if raw_auth is not None:
         headers["Authorization"] = raw_auth
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    try:
-        status, _, reply = session.request(method, path, data, headers)
-    finally:
-        session.close()
-    return status, json_of(reply) or {}
+    with http_door(sut) as door:
+        reply = door.request(method, path, body, headers=headers)
+    return reply.status, reply.doc()
 
 
 def order_body(sut, token: str) -> dict:
@@ -133,14 +120,11 @@ def test_bad_password(auth_sut):
         if status != 401:
             problems.append(f"HTTP with a wrong password answered {status}, not 401")
     if sut.offers("ouch"):
-        c = OuchSession(ouch_address(sut))
-        try:
+        with ouch_door(sut) as c:
             reply = c.login(account, password + "x")
-            closed = c.next() is None
-        finally:
-            c.close()
+            closed = c.packet() is None
         evidence["ouch"] = {"reply": repr(reply), "closed": closed}
-        if not (isinstance(reply, c.sb.LoginRejected) and reply.reason == b"A"):
+        if not (isinstance(reply, sb.LoginRejected) and reply.reason == b"A"):
             problems.append(f"OUCH login with a wrong password got {reply!r}, not Login Rejected 'A'")
     problems += not_sequenced(before, head(sut), "refusing bad passwords")
     rid = "auth.bad_password"
@@ -165,19 +149,12 @@ def test_no_login(auth_sut):
             problems.append(f"HTTP without valid credentials answered {status} / {garbled}, "
                             "not 401")
     if sut.offers("ouch"):
-        from reference_impl.core import ouch_codec
-        from reference_impl.core.ouch_messages import EnterOrder
-
-        c = OuchSession(ouch_address(sut))
-        try:
+        with ouch_door(sut) as c:
             symbol = next(iter(sut.instruments()), "ACME")
-            c.send(c.sb.UnsequencedData(ouch_codec.encode(
-                EnterOrder("AUTHNOLOG3", b"B", 5, symbol, 1_000_000))))
+            c.send_ouch(EnterOrder("AUTHNOLOG3", b"B", 5, symbol, 1_000_000))
             seen = c.until_closed()
-        finally:
-            c.close()
         evidence["ouch"] = {"before_close": [repr(p) for p in seen]}
-        if any(isinstance(p, (c.sb.SequencedData, c.sb.LoginAccepted)) for p in seen):
+        if any(isinstance(p, (sb.SequencedData, sb.LoginAccepted)) for p in seen):
             problems.append(f"OUCH served a client that never logged in: {seen}")
     problems += not_sequenced(before, head(sut), "refusing clients without login")
     rid = "auth.no_login"
@@ -194,23 +171,17 @@ def test_resume_wrong_session(auth_sut):
     sut = auth_sut
     s.require_features(sut, "ouch")
     (account, password), _ = two_accounts(sut)
-    c = OuchSession(ouch_address(sut))
-    try:
+    with ouch_door(sut) as c:
         accepted = c.login(account, password)
-    finally:
-        c.close()
-    if not isinstance(accepted, c.sb.LoginAccepted):
+    if not isinstance(accepted, sb.LoginAccepted):
         s.unknown(f"a correct OUCH login was not accepted ({accepted!r}); nothing to resume")
     current = accepted.session.strip()
     wrong = ("0" * 10 if current != "0" * 10 else "1" * 10)
-    c = OuchSession(ouch_address(sut))
-    try:
-        reply = c.login(account, password, session=wrong, seq=1)
-    finally:
-        c.close()
+    with ouch_door(sut) as c:
+        reply = c.login(account, password, session=wrong, sequence=1)
     evidence = {"current_session": current, "requested_session": wrong, "reply": repr(reply)}
     rid = "auth.wrong_session"
-    if isinstance(reply, c.sb.LoginRejected) and reply.reason == b"S":
+    if isinstance(reply, sb.LoginRejected) and reply.reason == b"S":
         s.judge(Verdict.passed(rid, "resume of a session that is not current: Login Rejected "
                                "'S'", evidence))
     else:

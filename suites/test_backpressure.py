@@ -16,15 +16,16 @@ never reaches its limit the verdict is UNKNOWN, never a pass.
 
 from __future__ import annotations
 
-import json
 import time
 
 import _support as s
 import pytest
-from _doors import HttpSession, OuchSession, basic_auth, http_address, ouch_address
+from _doors import http_door, ouch_door
 
 from harness.checkers import Verdict
+from harness.clients import SoupBinClient
 from reference_impl.core import ouch_codec
+from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
 
 FLOOD = 4200  #: well past the reference gateway's 3,584 in-flight new orders
@@ -40,19 +41,19 @@ def bp_sut(sut_name, seed, profile, tmp_path_factory):
         yield sut
 
 
-def read_for(c: OuchSession, quiet_s: float, until: float, done=lambda packet: False) -> list:
+def read_for(c: SoupBinClient, quiet_s: float, until: float, done=lambda packet: False) -> list:
     """Packets until ``done(packet)``, nothing but heartbeats for ``quiet_s``, or ``until``."""
     out = []
     last = time.monotonic()
     while (now := time.monotonic()) < until and now - last < quiet_s:
-        c.sock.settimeout(max(0.01, min(quiet_s - (now - last), until - now)))
         try:
-            packet = c.next(skip_heartbeats=False)
+            packet = c.packet(max(0.01, min(quiet_s - (now - last), until - now)),
+                              heartbeats=True)
         except TimeoutError:
             break
         if packet is None:
             break
-        if isinstance(packet, c.sb.ServerHeartbeat):
+        if isinstance(packet, sb.ServerHeartbeat):
             continue
         last = time.monotonic()
         out.append((last, packet))
@@ -64,18 +65,15 @@ def read_for(c: OuchSession, quiet_s: float, until: float, done=lambda packet: F
 def http_429(sut, token: str) -> dict:
     account, password = next(iter(sut.accounts().items()))
     symbol = next(iter(sut.instruments()), "ACME")
-    body = json.dumps({"token": token, "symbol": symbol, "side": "B", "qty": 1,
-                       "price": 100 * sut.instruments().get(symbol, 100)}).encode()
-    session = HttpSession(*http_address(sut), timeout_s=AT_ONCE_S * 5)
-    t0 = time.monotonic()
-    try:
-        status, headers, _ = session.request("POST", "/v1/orders", body, {
-            "Authorization": basic_auth(account, password), "Content-Type": "application/json"})
-    except OSError as exc:
-        return {"status": None, "error": str(exc), "seconds": time.monotonic() - t0}
-    finally:
-        session.close()
-    return {"status": status, "retry_after": headers.get("Retry-After"),
+    body = {"token": token, "symbol": symbol, "side": "B", "qty": 1,
+            "price": 100 * sut.instruments().get(symbol, 100)}
+    with http_door(sut, (account, password), timeout_s=AT_ONCE_S * 5) as door:
+        t0 = time.monotonic()
+        try:
+            reply = door.request("POST", "/v1/orders", body)
+        except OSError as exc:
+            return {"status": None, "error": str(exc), "seconds": time.monotonic() - t0}
+    return {"status": reply.status, "retry_after": reply.headers.get("Retry-After"),
             "seconds": round(time.monotonic() - t0, 4)}
 
 
@@ -90,12 +88,12 @@ def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, his
     tick = sut.instruments().get(symbol, 100)
     sequencer = s.component(sut, "sequencer") if sut.offers("pause") else None
     tokens = [f"BP{seed % 1000:03d}{i:07d}" for i in range(FLOOD)]
-    c = OuchSession(ouch_address(sut), timeout_s=5.0)
+    c = ouch_door(sut, timeout_s=5.0)
     evidence: dict = {"flood": FLOOD, "paused": sequencer}
     try:
-        if not isinstance(c.login(account, password), c.sb.LoginAccepted):
+        if not isinstance(c.login(account, password), sb.LoginAccepted):
             s.unknown("the OUCH login was refused; nothing to flood")
-        frames = b"".join(c.sb.encode(c.sb.UnsequencedData(ouch_codec.encode(
+        frames = b"".join(sb.encode(sb.UnsequencedData(ouch_codec.encode(
             EnterOrder(t, b"B", 1, symbol, (1 + i % 50) * tick))))
             for i, t in enumerate(tokens))
         with s.fault(history, "flood", component=sequencer, orders=FLOOD) as window:
@@ -110,7 +108,7 @@ def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, his
                 if sequencer:
                     sut.resume(sequencer)
         early_msgs = [(t, ouch_codec.decode_outbound(p.payload)) for t, p in early
-                      if isinstance(p, c.sb.SequencedData)]
+                      if isinstance(p, sb.SequencedData)]
         refused = {m.order_token: t - t0 for t, m in early_msgs
                    if isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE}
         other_early = [repr(m) for _, m in early_msgs if not (
@@ -120,7 +118,7 @@ def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, his
         deadline = time.monotonic() + COMPLETE_S
 
         def complete(p) -> bool:
-            if isinstance(p, c.sb.SequencedData):
+            if isinstance(p, sb.SequencedData):
                 m = ouch_codec.decode_outbound(p.payload)
                 if isinstance(m, OrderAccepted):
                     accepted[m.order_token] = accepted.get(m.order_token, 0) + 1

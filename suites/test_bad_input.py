@@ -25,8 +25,8 @@ re-request for seq 1 (re-request port).
 
 The three doors share one SUT, fuzzed in this order (the re-request for
 seq 1 needs what the doors before it sequenced). The strategies, the
-generation-only driver and the verdict are in ``_fuzz``; the raw HTTP
-client in ``_doors``.
+generation-only driver and the verdict are in ``_fuzz``; the doors'
+clients (the kit's own, in their raw modes) come from ``_doors``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import time
 
 import _support as s
 import pytest
-from _doors import OuchSession, RawHttp, http_address, ouch_address, valid_order_roundtrip
+from _doors import http_door, ouch_door, valid_order_roundtrip
 from _fuzz import frames_wanted, fuzz, http_requests, judge, ouch_frames, rerequests, sequenced
 
-from harness.sut.base import NotSupported
 from reference_impl.core import mold_codec, ouch_codec
+from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted
 
@@ -58,7 +58,7 @@ def test_fuzz_http_door(fuzz_sut, seed, profile):
     sut = fuzz_sut
     s.require_features(sut, "http")
     wanted = frames_wanted(profile)
-    raw = RawHttp(http_address(sut))
+    raw = http_door(sut, timeout_s=3.0)
     statuses: dict[str, int] = {}
     counts = {"frames": 0, "order_200": 0, "order_504": 0, "server_errors": 0}
     examples: list = []
@@ -68,10 +68,11 @@ def test_fuzz_http_door(fuzz_sut, seed, profile):
         data, method, kind = example
         counts["frames"] += 1
         if method == "RAW":
-            raw.garbage(data)
+            raw.send_garbage(data)
             statuses["closed"] = statuses.get("closed", 0) + 1
             return
-        status = raw.exchange(data, method)
+        reply = raw.send_raw(data, method)
+        status = reply.status if reply is not None else None
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         if status == 200 and kind is not None:
             counts["order_200"] += 1
@@ -114,7 +115,6 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     sut = fuzz_sut
     s.require_features(sut, "ouch")
     wanted = frames_wanted(profile)
-    address = ouch_address(sut)
     account, password = list(sut.accounts().items())[-1]
     counts = {"frames": 0, "closed_by_server": 0, "not_closed": 0, "login_refused": 0,
               "served_data": 0}
@@ -124,20 +124,20 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     def send(example) -> None:
         login, data = example
         counts["frames"] += 1
-        c = OuchSession(address, timeout_s=3.0)
+        c = ouch_door(sut, timeout_s=3.0)
         try:
-            if login and not isinstance(c.login(account, password), c.sb.LoginAccepted):
+            if login and not isinstance(c.login(account, password), sb.LoginAccepted):
                 counts["login_refused"] += 1
                 return
             c.send_raw(data)
-            c.sock.shutdown(socket.SHUT_WR)
+            c.shutdown()
             try:
                 seen = c.until_closed()
                 counts["closed_by_server"] += 1
             except (OSError, DecodeError):
                 seen = []
                 counts["not_closed"] += 1
-            served = [p for p in seen if isinstance(p, (c.sb.SequencedData, c.sb.LoginAccepted))]
+            served = [p for p in seen if isinstance(p, (sb.SequencedData, sb.LoginAccepted))]
             if served:
                 counts["served_data"] += 1
                 if len(examples) < 5:
@@ -150,18 +150,15 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
     fuzz(ouch_frames(), wanted, seed, send)
     s.settle(sut, timeout_s=5.0)
     after = sequenced(sut)
-    c = OuchSession(address, timeout_s=5.0)
-    try:
+    with ouch_door(sut, timeout_s=5.0) as c:
         login = c.login(account, password)
         symbol = next(iter(sut.instruments()), "ACME")
         token = f"FZO{seed % 100000:05d}"
-        c.send(c.sb.UnsequencedData(ouch_codec.encode(
-            EnterOrder(token, b"S", 1, symbol, 10_000 * sut.instruments().get(symbol, 100)))))
-        reply = c.next()
+        c.send_ouch(EnterOrder(token, b"S", 1, symbol,
+                               10_000 * sut.instruments().get(symbol, 100)))
+        reply = c.packet()
         msg = ouch_codec.decode_outbound(reply.payload) if isinstance(
-            reply, c.sb.SequencedData) else reply
-    finally:
-        c.close()
+            reply, sb.SequencedData) else reply
     evidence = {**counts, "sequenced_before": before, "sequenced_after": after,
                 "served_examples": examples, "after_fuzz": repr(msg)}
     problems = []
@@ -172,7 +169,7 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
                         f"(first: {examples[0] if examples else '?'})")
     if counts["login_refused"]:
         problems.append(f"{counts['login_refused']} valid logins refused during the fuzzing")
-    if not isinstance(login, c.sb.LoginAccepted) or not isinstance(msg, OrderAccepted):
+    if not isinstance(login, sb.LoginAccepted) or not isinstance(msg, OrderAccepted):
         problems.append(f"after the fuzzing a valid login and order got {login!r} / {msg!r}")
     judge("bad_input.ouch_door", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed frames, each connection closed by the server, nothing "
@@ -184,15 +181,13 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
                                "nothing is sequenced from garbage")
 def test_fuzz_rerequest_port(fuzz_sut, seed, profile):
     sut = fuzz_sut
+    cfg = getattr(sut, "config", None)
     sequencer = s.component(sut, "sequencer")
-    if sequencer is None or not sut.offers("rerequest"):
+    if cfg is None or sequencer is None:
         s.na(f"{sut.name} does not expose its sequencer's re-request port")
-    try:
-        host, port, session = sut.stream_port(sequencer)
-    except NotSupported as exc:
-        s.na(str(exc))
     wanted = frames_wanted(profile)
-    target = (host, port)
+    session = cfg.input_stream.session.encode("ascii")
+    target = ("127.0.0.1", cfg.sequencer.retransmit_port)
     before = sequenced(sut)
     counts = {"frames": 0, "replies": 0}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

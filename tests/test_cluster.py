@@ -41,10 +41,6 @@ from reference_impl.launch.cluster import (
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFSET = 12000  #: ports 27000-30080 (relay 29701-29703): below the ephemeral range
-NODES = ("sequencer_node", "engine_node", "logger_node", "gateway_node")
-MISSING = [n for n in NODES if not (ROOT / "reference_impl" / f"{n}.py").exists()]
-needs_nodes = pytest.mark.skipif(
-    bool(MISSING), reason=f"node modules not written yet: {', '.join(MISSING)}")
 NAMES = ["logger", "engine-2", "engine-1", "sequencer", "gateway-1"]
 
 
@@ -295,7 +291,6 @@ def test_down_without_a_cluster_says_so(tmp_path):
     assert r.returncode == 1 and "cluster-latest" in r.stderr
 
 
-@needs_nodes
 def test_up_detach_then_down_leaves_no_process(tmp_path, reaper):
     cfg_path = shifted_config(tmp_path)
     reaper.run_dirs.append(tmp_path / "results" / "cluster-latest")
@@ -315,7 +310,6 @@ def test_up_detach_then_down_leaves_no_process(tmp_path, reaper):
     assert not (run_dir / PIDFILE).exists()
 
 
-@needs_nodes
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "crucible down"])
 def test_foreground_up_stops_everything(tmp_path, reaper, how):
     cfg_path = shifted_config(tmp_path)
@@ -344,7 +338,6 @@ def test_foreground_up_stops_everything(tmp_path, reaper, how):
     assert not (run_dir / PIDFILE).exists()
 
 
-@needs_nodes
 def test_relayed_sequencer_feeds_subscribers_through_the_relay(tmp_path, reaper):
     cfg = config.load().shifted(OFFSET)
     subs = input_subscriber_ports(cfg)

@@ -8,8 +8,6 @@ fake logger, engines and sequencer send status records to ``status_port``.
 
 from __future__ import annotations
 
-import base64
-import http.client as httpc
 import json
 import socket
 import subprocess
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.clients import HttpConnection, SoupBinClient
 from reference_impl import config
 from reference_impl.core import mold_codec, ouch_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core import soupbin_codec as sb
@@ -111,10 +110,9 @@ def cluster(tmp_path_factory):
         while True:
             try:
                 if admin_query(cfg.gateways[0].admin_port, "health", 0.2)["ok"]:
-                    conn = httpc.HTTPConnection(HOST, cfg.gateways[0].http_port, timeout=1)
-                    conn.request("GET", "/v1/health")
-                    if conn.getresponse().status == 200:
-                        break
+                    with HttpConnection(HOST, cfg.gateways[0].http_port, timeout_s=1) as conn:
+                        if conn.request("GET", "/v1/health").status == 200:
+                            break
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -135,22 +133,13 @@ def cluster(tmp_path_factory):
 # ----------------------------------------------------------------- HTTP helpers
 
 
-def _auth(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 def call(cfg, method: str, path: str, body=None, user="DEMO1", password="demo1pw",
          raw: bytes | None = None, timeout: float = 10):
-    conn = httpc.HTTPConnection(HOST, cfg.gateways[0].http_port, timeout=timeout)
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    headers = _auth(user, password) if user else {}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
-    resp = conn.getresponse()
-    payload = resp.read()
-    conn.close()
-    return resp.status, dict(resp.getheaders()), json.loads(payload) if payload else None
+    """One request on a connection of its own: ``(status, headers, JSON body or None)``."""
+    auth = (user, password) if user else None
+    with HttpConnection(HOST, cfg.gateways[0].http_port, auth, timeout, keep_alive=False) as conn:
+        reply = conn.request(method, path, body, raw)
+    return reply.status, reply.headers, reply.body
 
 
 def _order(token: str, **kw) -> dict:
@@ -288,12 +277,9 @@ def test_unsequenced_request_is_resent_then_504_and_settled_by_get(cluster) -> N
 
 def test_sse_delivers_the_passive_fill_to_the_other_account(cluster) -> None:
     cfg, core, _ = cluster
-    conn = httpc.HTTPConnection(HOST, cfg.gateways[0].http_port, timeout=5)
-    conn.request("GET", "/v1/events", headers=_auth("DEMO2", "demo2pw"))
-    resp = conn.getresponse()
-    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/event-stream")
-    assert resp.readline().startswith(b":")  # connected comment
-    resp.readline()
+    door = HttpConnection(HOST, cfg.gateways[0].http_port, ("DEMO2", "demo2pw"), timeout_s=5)
+    events = door.events()
+    assert events.resp.getheader("Content-Type").startswith("text/event-stream")
     with ThreadPoolExecutor(1) as pool:
         fut = pool.submit(call, cfg, "POST", "/v1/orders", _order("agg1", side="S", qty=3))
         (req,) = core.requests()
@@ -305,110 +291,87 @@ def test_sse_delivers_the_passive_fill_to_the_other_account(cluster) -> None:
         status, _, body = fut.result(timeout=5)
     assert status == 200
     assert [o["account"] for o in body["outputs"]] == ["DEMO1", "DEMO1"]
-    lines = [resp.readline().decode().rstrip("\n") for _ in range(3)]
-    assert lines[0] == "id: 1" and lines[1] == "event: executed"
-    event = json.loads(lines[2].removeprefix("data: "))
-    assert event["account"] == "DEMO2" and event["liquidity"] == "A" and event["seq"] == seq
-    conn.close()
+    event = events.next()
+    assert events.comments >= 1  # the connected comment came first
+    assert (event.id, event.event) == (1, "executed")
+    assert event.data["account"] == "DEMO2" and event.data["liquidity"] == "A"
+    assert event.data["seq"] == seq
+    events.close()
     # resume: Last-Event-ID 0 replays from the account's first outbound message
-    conn = httpc.HTTPConnection(HOST, cfg.gateways[0].http_port, timeout=5)
-    conn.request("GET", "/v1/events", headers={**_auth("DEMO2", "demo2pw"), "Last-Event-ID": "0"})
-    resp = conn.getresponse()
-    assert [resp.readline().decode().rstrip("\n") for _ in range(2)] == ["id: 1", "event: executed"]
-    conn.close()
+    events = door.events(last_event_id=0)
+    event = events.next()
+    assert (event.id, event.event) == (1, "executed")
+    events.close()
 
 
 # ------------------------------------------------------------------- OUCH door
 
 
-class OuchClient:
-    def __init__(self, cfg, user="DEMO3", password="demo3pw", session="", seq=0) -> None:
-        self.sock = socket.create_connection((HOST, cfg.gateways[0].ouch_port), timeout=5)
-        self.framer = sb.SoupBinFramer(from_client=False)
-        self.queue: list = []
-        if user is not None:
-            self.send(sb.LoginRequest(user, password, session, seq))
+def ouch(cfg, user: str | None = "DEMO3", password: str = "demo3pw", session: str = "",
+         seq: int = 0) -> SoupBinClient:
+    """A SoupBinTCP connection; with ``user``, its Login Request is sent (not awaited)."""
+    c = SoupBinClient(HOST, cfg.gateways[0].ouch_port, timeout_s=5)
+    if user is not None:
+        c.send(sb.LoginRequest(user, password, session, seq))
+    return c
 
-    def send(self, packet) -> None:
-        self.sock.sendall(sb.encode(packet))
 
-    def enter(self, msg) -> None:
-        self.send(sb.UnsequencedData(ouch_codec.encode(msg)))
-
-    def next(self, skip_heartbeats: bool = True):
-        while True:
-            while self.queue:
-                packet = self.queue.pop(0)
-                if not (skip_heartbeats and isinstance(packet, sb.ServerHeartbeat)):
-                    return packet
-            data = self.sock.recv(65536)
-            if not data:
-                return None  # the server closed the connection
-            self.queue += self.framer.feed(data)
-
-    def closed_by_server(self) -> bool:
-        while True:
-            packet = self.next()
-            if packet is None:
-                return True
-            if not isinstance(packet, sb.Debug):
-                return False
-
-    def close(self) -> None:
-        self.sock.close()
+def closed_by_server(c: SoupBinClient) -> bool:
+    """Whether the server closes the connection, saying nothing but Debug before it does."""
+    return all(isinstance(p, sb.Debug) for p in c.until_closed())
 
 
 def test_ouch_login_rejects(cluster) -> None:
     cfg, _, _ = cluster
-    c = OuchClient(cfg, "DEMO3", "nope")
-    assert c.next() == sb.LoginRejected(b"A")
-    assert c.next() is None
-    c = OuchClient(cfg, "NOBODY", "x")
-    assert c.next() == sb.LoginRejected(b"A")
-    c = OuchClient(cfg, "DEMO3", "demo3pw", session="OLDSESSION")
-    assert c.next() == sb.LoginRejected(b"S")
+    c = ouch(cfg, "DEMO3", "nope")
+    assert c.packet() == sb.LoginRejected(b"A")
+    assert c.packet() is None
+    c = ouch(cfg, "NOBODY", "x")
+    assert c.packet() == sb.LoginRejected(b"A")
+    c = ouch(cfg, "DEMO3", "demo3pw", session="OLDSESSION")
+    assert c.packet() == sb.LoginRejected(b"S")
 
 
 def test_ouch_enter_order_round_trip_and_resume(cluster) -> None:
     cfg, core, _ = cluster
     core.drain()
-    c = OuchClient(cfg)
-    accepted = c.next()
+    c = ouch(cfg)
+    accepted = c.packet()
     assert isinstance(accepted, sb.LoginAccepted) and accepted.sequence_number == 1
-    c.enter(EnterOrder("o1", b"B", 10, "ACME", 10_000))
+    c.send_ouch(EnterOrder("o1", b"B", 10, "ACME", 10_000))
     (req,) = core.requests()
     assert req.account == "DEMO3" and req.body.token == "o1"
     seq = core.sequence(req)
     core.emit(req, [Accepted(seq, "DEMO3", "o1", "ACME", Side.BUY, 10, 10_000, 7)])
     core.durable(seq)
-    data = c.next()
+    data = c.packet()
     assert isinstance(data, sb.SequencedData)
     msg = ouch_codec.decode_outbound(data.payload)
     assert isinstance(msg, OrderAccepted)
     assert (msg.order_token, msg.shares, msg.stock, msg.price, msg.order_reference_number) == \
         ("o1", 10, "ACME", 10_000, 7)
     # a stateless reject: at once, sequenced, never sent to the sequencer
-    c.enter(EnterOrder("o2", b"B", 10, "ACME", 10_050))
-    rejected = ouch_codec.decode_outbound(c.next().payload)
+    c.send_ouch(EnterOrder("o2", b"B", 10, "ACME", 10_050))
+    rejected = ouch_codec.decode_outbound(c.packet().payload)
     assert isinstance(rejected, OrderRejected) and rejected.reason == b"X"
     assert core.requests(timeout=0.2) == []
     c.send(sb.LogoutRequest())
-    assert c.closed_by_server()
+    assert closed_by_server(c)
     # resume: log in again asking for message 2 (the reject)
     session = accepted.session
-    r = OuchClient(cfg, session=session, seq=2)
-    again = r.next()
+    r = ouch(cfg, session=session, seq=2)
+    again = r.packet()
     assert again == sb.LoginAccepted(session, 2)
-    replayed = ouch_codec.decode_outbound(r.next().payload)
+    replayed = ouch_codec.decode_outbound(r.packet().payload)
     assert isinstance(replayed, OrderRejected) and replayed.order_token == "o2"
     r.close()
 
 
 def test_server_heartbeat_when_idle(cluster) -> None:
     cfg, _, _ = cluster
-    c = OuchClient(cfg, "DEMO4", "demo4pw")
-    assert isinstance(c.next(), sb.LoginAccepted)
-    assert isinstance(c.next(skip_heartbeats=False), sb.ServerHeartbeat)
+    c = ouch(cfg, "DEMO4", "demo4pw")
+    assert isinstance(c.packet(), sb.LoginAccepted)
+    assert isinstance(c.packet(heartbeats=True), sb.ServerHeartbeat)
     c.close()
 
 
@@ -421,17 +384,17 @@ def test_server_heartbeat_when_idle(cluster) -> None:
 ])
 def test_framing_errors_close_only_that_session(cluster, bad: bytes) -> None:
     cfg, core, _ = cluster
-    good = OuchClient(cfg, "DEMO4", "demo4pw")
-    assert isinstance(good.next(), sb.LoginAccepted)
-    c = OuchClient(cfg, None)
-    c.sock.sendall(bad)
+    good = ouch(cfg, "DEMO4", "demo4pw")
+    assert isinstance(good.packet(), sb.LoginAccepted)
+    c = ouch(cfg, None)
+    c.send_raw(bad)
     if bad.startswith(b"\x00\x10L"):
-        c.sock.shutdown(socket.SHUT_WR)
-    assert c.closed_by_server()
+        c.shutdown()
+    assert closed_by_server(c)
     c.close()
     # the other session still works: a round trip with a stateless reject
-    good.enter(EnterOrder("g1", b"B", 0, "ACME", 10_000))
-    msg = ouch_codec.decode_outbound(good.next().payload)
+    good.send_ouch(EnterOrder("g1", b"B", 0, "ACME", 10_000))
+    msg = ouch_codec.decode_outbound(good.packet().payload)
     assert isinstance(msg, OrderRejected) and msg.reason == b"Z"
     good.close()
     assert core.requests(timeout=0.1) == []
@@ -439,10 +402,10 @@ def test_framing_errors_close_only_that_session(cluster, bad: bytes) -> None:
 
 def test_bad_ouch_message_after_login_disconnects(cluster) -> None:
     cfg, core, _ = cluster
-    c = OuchClient(cfg, "DEMO4", "demo4pw")
-    assert isinstance(c.next(), sb.LoginAccepted)
+    c = ouch(cfg, "DEMO4", "demo4pw")
+    assert isinstance(c.packet(), sb.LoginAccepted)
     c.send(sb.UnsequencedData(b"O" + b"x" * 10))  # an Enter Order of the wrong length
-    assert c.closed_by_server()
+    assert closed_by_server(c)
     assert core.requests(timeout=0.1) == []
 
 

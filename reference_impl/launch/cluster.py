@@ -54,7 +54,14 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent  #: so nodes import from a
 
 
 class ClusterStartError(RuntimeError):
-    """A component did not come up; carries the tail of its log."""
+    """A component did not come up; carries the tail of its log.
+
+    The launcher's side of "a SUT failed to start". Suites never see this
+    class: the reference adapter (``harness.sut.reference``) turns it into
+    the harness's ``SutError`` with the same component, reason and log tail,
+    so a reference and an external SUT that failed to start read alike;
+    only ``crucible up``, which runs the launcher itself, catches it as is.
+    """
 
     def __init__(self, component: str, reason: str, log_tail: str = "") -> None:
         self.component, self.reason, self.log_tail = component, reason, log_tail

@@ -22,7 +22,7 @@ import pytest
 
 from harness.nemesis.udp_plan import UdpFaultRates
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
-from tests.pipeline.clients import HttpClient, wait_until
+from tests.pipeline.clients import PipelineHttp, wait_until
 
 CAPACITY = 64
 LIMIT = int(CAPACITY * 0.9)
@@ -33,7 +33,7 @@ TRANSPORTS = ["unicast", "multicast"]
 
 
 def one_order(port: int, i: int):
-    c = HttpClient(port, "DEMO1")
+    c = PipelineHttp(port, "DEMO1")
     try:
         return c.order(f"f{i}", side="B", qty=1, price=10_000 - 100 * (i % 10))
     finally:

@@ -27,7 +27,6 @@ from reference_impl.core.ouch_messages import (
     OrderRejected,
     ReplaceOrder,
 )
-from tests.pipeline.clients import HttpClient, OuchClient
 
 LOGIN = sb.encode(sb.LoginRequest("DEMO3", "demo3pw"))
 U_HEADER = b"\x00\x32U"  # Unsequenced Data of 49 payload bytes (an Enter Order)
@@ -147,12 +146,12 @@ def test_bad_input_at_every_door_is_refused_and_never_sequenced(cluster, transpo
 
     # ---------------------------------------------------------------- OUCH door
     for name, data, half_close in FRAMING:
-        c = OuchClient(p.ouch_port)
+        c = p.ouch()
         try:
             c.send_raw(data)
             if half_close:
-                c.sock.shutdown(socket.SHUT_WR)
-            seen = c.closed_by_server()
+                c.shutdown()
+            seen = c.until_closed()
         finally:
             c.close()
         assert all(isinstance(x, sb.Debug) for x in seen), (name, seen)
@@ -163,8 +162,8 @@ def test_bad_input_at_every_door_is_refused_and_never_sequenced(cluster, transpo
             c.logged_in()
             c.send_raw(data)
             if name.endswith("then EOF"):
-                c.sock.shutdown(socket.SHUT_WR)
-            seen = c.closed_by_server()
+                c.shutdown()
+            seen = c.until_closed()
         finally:
             c.close()
         assert all(isinstance(x, sb.Debug) for x in seen), (name, seen)
@@ -174,7 +173,7 @@ def test_bad_input_at_every_door_is_refused_and_never_sequenced(cluster, transpo
         c = p.ouch(account, password)
         try:
             assert c.packet() == sb.LoginRejected(b"A"), (account, password)
-            assert c.closed_by_server() == []
+            assert c.until_closed() == []
         finally:
             c.close()
     c = p.ouch("DEMO3", session="NOSUCHSESS")
@@ -203,7 +202,7 @@ def test_bad_input_at_every_door_is_refused_and_never_sequenced(cluster, transpo
     ouch_round_trip()
 
     # ---------------------------------------------------------------- HTTP door
-    bad = HttpClient(p.http_port, "DEMO1")
+    bad = p.http("DEMO1")
     try:
         for name, method, path, raw, status, code, field in HTTP_BAD:
             body = raw.encode() if isinstance(raw, str) else raw
@@ -216,7 +215,7 @@ def test_bad_input_at_every_door_is_refused_and_never_sequenced(cluster, transpo
     finally:
         bad.close()
     for account, password in [("DEMO1", "wrong"), ("NOBODY", "x"), (None, None)]:
-        c = HttpClient(p.http_port, account, password)
+        c = p.http(account, password)
         try:
             r = c.order("a1")
             assert r.status == 401 and r.body["error"]["code"] == "unauthorized", (account, r.body)

@@ -57,10 +57,10 @@ def test_http_place_cancel_replace_and_sse_passive_fills(cluster, transport):
 
         # SSE: the seller's accepted, then its passive fill, same match, same input seq
         first = events.next()
-        assert first[1] == "accepted" and first[2] == acc
-        eid, kind, fill = events.next()
-        assert (eid, kind) == (first[0] + 1, "executed")
-        assert fill == {"seq": got[1]["seq"], "type": "executed", "account": "DEMO2", "token": "s1",
+        assert first.event == "accepted" and first.data == acc
+        fill = events.next()
+        assert (fill.id, fill.event) == (first.id + 1, "executed")
+        assert fill.data == {"seq": got[1]["seq"], "type": "executed", "account": "DEMO2", "token": "s1",
                         "qty": 30, "price": 10_000, "match_id": match_id, "liquidity": "A"}
 
         # reduce: intended size 80 of which 30 executed -> 50 open, decrement 20
@@ -84,10 +84,10 @@ def test_http_place_cancel_replace_and_sse_passive_fills(cluster, transport):
             {"type": "executed", "account": "DEMO1", "token": "b2", "qty": 40, "price": 10_100,
              "liquidity": "R"},
             {"type": "canceled", "account": "DEMO1", "token": "b2", "qty": 20, "reason": "ioc"}]
-        kinds = [events.next()[1:] for _ in range(3)]
-        assert [k for k, _ in kinds] == ["canceled", "replaced", "executed"]
-        assert kinds[2][1]["token"] == "s2" and kinds[2][1]["qty"] == 40
-        assert kinds[2][1]["liquidity"] == "A" and kinds[2][1]["match_id"] == got[1]["match_id"]
+        kinds = [events.next() for _ in range(3)]
+        assert [e.event for e in kinds] == ["canceled", "replaced", "executed"]
+        assert kinds[2].data["token"] == "s2" and kinds[2].data["qty"] == 40
+        assert kinds[2].data["liquidity"] == "A" and kinds[2].data["match_id"] == got[1]["match_id"]
 
         # the filled order is gone: a cancel is sequenced and rejected by the engine
         (rej,) = outputs(seller.cancel("s2"))
@@ -180,14 +180,14 @@ def test_ouch_place_cancel_replace_and_passive_fills(cluster, transport):
         # one journal per account: SSE from the start replays the seller's OUCH stream
         events = p.sse("DEMO3", last_event_id=0)
         try:
-            got = [events.next()[:2] for _ in range(6)]
+            got = [(e.id, e.event) for e in (events.next() for _ in range(6))]
         finally:
             events.close()
         assert got == [(1, "accepted"), (2, "executed"), (3, "canceled"), (4, "replaced"),
                        (5, "executed"), (6, "rejected")]
         # and SoupBinTCP resumes by number: message 5 is the second passive fill
         seller.send(sb.LogoutRequest())
-        seller.closed_by_server()
+        seller.until_closed()
         again = p.ouch("DEMO3", session=login.session, seq=5)
         try:
             assert again.logged_in() == sb.LoginAccepted(login.session, 5)

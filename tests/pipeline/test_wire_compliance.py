@@ -120,9 +120,9 @@ def trade(p) -> dict[str, collections.Counter]:
         time.sleep(1.2)  # a Server Heartbeat or two while idle
         seller.send(sb.ClientHeartbeat())
         seller.send(sb.LogoutRequest())
-        seller.closed_by_server()
+        seller.until_closed()
         buyer.send(sb.LogoutRequest())
-        buyer.closed_by_server()
+        buyer.until_closed()
         return {"client": seller.sent + buyer.sent, "server": seller.received + buyer.received}
     finally:
         seller.close()
