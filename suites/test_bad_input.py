@@ -39,6 +39,7 @@ import pytest
 from _doors import http_door, ouch_door, valid_order_roundtrip
 from _fuzz import frames_wanted, fuzz, http_requests, judge, ouch_frames, rerequests, sequenced
 
+from harness.sut.base import NotSupported
 from reference_impl.core import mold_codec, ouch_codec
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.errors import DecodeError
@@ -181,13 +182,15 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
                                "nothing is sequenced from garbage")
 def test_fuzz_rerequest_port(fuzz_sut, seed, profile):
     sut = fuzz_sut
-    cfg = getattr(sut, "config", None)
     sequencer = s.component(sut, "sequencer")
-    if cfg is None or sequencer is None:
+    if sequencer is None or not sut.offers("rerequest"):
         s.na(f"{sut.name} does not expose its sequencer's re-request port")
+    try:
+        host, port, session = sut.stream_port(sequencer)
+    except NotSupported as exc:
+        s.na(str(exc))
     wanted = frames_wanted(profile)
-    session = cfg.input_stream.session.encode("ascii")
-    target = ("127.0.0.1", cfg.sequencer.retransmit_port)
+    target = (host, port)
     before = sequenced(sut)
     counts = {"frames": 0, "replies": 0}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

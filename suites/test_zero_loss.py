@@ -2,7 +2,8 @@
 
 One SUT (the profile's durability policy) serves the kill and WAL trials,
 in this order. Power-off, whose SUTs sit on the lossy filesystem, is in
-``test_zero_loss_power``; the WAL surgery is in ``_wal_faults``.
+``test_zero_loss_power``; the WAL surgery is the adapter's (``Sut.damage_wal``,
+N/A where the SUT offers no ``wal_damage``).
 
 - **kill -9 under load** (secondary, logger, gateway). A seeded load runs;
   once most of the trial's ``orders_per_trial`` are sent (at least
@@ -27,21 +28,15 @@ in this order. Power-off, whose SUTs sit on the lossy filesystem, is in
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import _support as s
 import pytest
 from _doors import http_door, http_url
 from _evidence import wal_orders
 from _load import Load, rate, start_fault_load, workload
-from _wal_faults import corrupt_tail, flip_middle, intact_seqs
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.zero_loss import check_corrupt_middle_refused
 from harness.sut.base import SutError
-from reference_impl.logger.wal_reader import list_segments
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
 RECOVER_WAIT_S = 10.0
@@ -137,11 +132,10 @@ def test_kill_under_load(zl_sut, history, profile, seed, fault):
 def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
     rid = f"zero_loss.{how}_wal_tail"
     sut = zl_sut
-    s.require_features(sut, "kill", "restart", "digest")
+    s.require_features(sut, "kill", "restart", "digest", "wal", "wal_damage")
     logger = s.component(sut, "logger")
-    wal_dir = sut.data_dirs().get(logger or "logger")
-    if logger is None or wal_dir is None or not list_segments(wal_dir):
-        s.na(f"{sut.name}: no WAL in the reference format to corrupt")
+    if logger is None:
+        s.na(f"{sut.name} has no logger component")
     if f"{how}-wal-tail" not in profile.get("faults", [f"{how}-wal-tail"]):
         s.na(f"profile {profile.get('name')} does not schedule {how}-wal-tail")
     flow = workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
@@ -149,20 +143,18 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
     s.settle(sut)
     with s.fault(history, f"{how}-wal-tail", component=logger) as window:
         sut.kill(logger)
-        window.update(corrupt_tail(Path(wal_dir), how))
-        valid = intact_seqs(Path(wal_dir))
-        verify = subprocess.run([sys.executable, "-m", "harness.cli", "wal", "verify",
-                                 str(wal_dir)], check=False, capture_output=True, text=True,
-                                timeout=60)
+        window.update(sut.damage_wal(how))
+        valid = [seq for seq, _ in sut.wal_records()]
+        verify_exit, verify_output = sut.verify_wal()
         sut.restart(logger)
         recovery = (s.safe_digest(sut, logger) or {}).get("recovery")
     s.settle(sut)
-    evidence = {"corruption": window, "verify_exit": verify.returncode,
-                "verify_output": verify.stdout.strip()[-400:], "recovery": recovery}
+    evidence = {"corruption": window, "verify_exit": verify_exit,
+                "verify_output": verify_output.strip()[-400:], "recovery": recovery}
     reported = Verdict.passed(f"{rid}.verify", "`crucible wal verify` reports the bad record")
-    if verify.returncode != 1:
+    if verify_exit != 1:
         reported = Verdict.failed(f"{rid}.verify", f"`crucible wal verify` exited "
-                                  f"{verify.returncode} on a corrupt tail; it must report it")
+                                  f"{verify_exit} on a corrupt tail; it must report it")
     if not recovery:
         applied = Verdict.unknown(f"{rid}.recovery", "the restarted logger reports no recovery")
     else:
@@ -190,11 +182,10 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
     """
     rid = "zero_loss.bitflip_wal_middle"
     sut = zl_sut
-    s.require_features(sut, "kill", "restart")
+    s.require_features(sut, "kill", "restart", "wal_damage")
     logger = s.component(sut, "logger")
-    wal_dir = sut.data_dirs().get(logger or "logger")
-    if logger is None or wal_dir is None or not list_segments(wal_dir):
-        s.na(f"{sut.name}: no WAL in the reference format to corrupt")
+    if logger is None:
+        s.na(f"{sut.name} has no logger component")
     faults = profile.get("faults")
     if faults is not None and not {"bitflip-wal-middle", "bitflip-wal-tail"} & set(faults):
         s.na(f"profile {profile.get('name')} schedules no WAL bit flip")
@@ -204,13 +195,10 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
     started, start_error, recovery = False, None, None
     with s.fault(history, "bitflip-wal-middle", component=logger) as window:
         sut.kill(logger)
-        done = flip_middle(Path(wal_dir))
-        path, original = done.pop("path"), done.pop("original")
+        done = sut.damage_wal("bitflip-middle")
         window.update(done)
         try:
-            verify = subprocess.run([sys.executable, "-m", "harness.cli", "wal", "verify",
-                                     str(wal_dir)], check=False, capture_output=True,
-                                    text=True, timeout=60)
+            verify_exit, verify_output = sut.verify_wal()
             try:
                 sut.restart(logger)
                 started = True
@@ -218,18 +206,18 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
             except SutError as exc:
                 start_error = f"{exc}"
         finally:
-            if original is not None:  # put the WAL back; the logger serves the next trials
+            if "flipped_seq" in done:  # put the WAL back; the logger serves the next trials
                 if started:
                     sut.kill(logger)
-                path.write_bytes(original)
+                sut.repair_wal()
             try:
                 sut.restart(logger)
             except SutError as exc:
                 window["restore_error"] = str(exc)
     s.settle(sut)
-    v = check_corrupt_middle_refused(verify.returncode, int(done.get("records_after", 0)),
+    v = check_corrupt_middle_refused(verify_exit, int(done.get("records_after", 0)),
                                      started, start_error, requirement=rid)
-    v.evidence.update(corruption=window, verify_output=verify.stdout.strip()[-400:],
+    v.evidence.update(corruption=window, verify_output=verify_output.strip()[-400:],
                       recovery=recovery, start_error=start_error)
     s.judge(v)
 
