@@ -66,12 +66,6 @@ def data_path(args: argparse.Namespace, path: str) -> Path:
     return p if p.is_absolute() else Path(args.run_dir) / p
 
 
-def admin_socket(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, port))
-    return sock
-
-
 def answer_admin(sock: socket.socket, data: bytes, addr: tuple, handler: AdminHandler) -> None:
     """Run one admin command and send the JSON reply (errors are replies, not crashes)."""
     try:
