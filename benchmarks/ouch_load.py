@@ -17,6 +17,7 @@ import time
 
 from relay_chain import OpenLoop
 
+from harness.clients import SoupBinClient
 from reference_impl.config import HOST
 from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
@@ -42,22 +43,18 @@ def order_frame(i: int, tag: str) -> tuple[int, bytes]:
 
 
 def login(port: int, user: str, password: str) -> socket.socket:
-    s = socket.create_connection((HOST, port), timeout=5)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(sb.encode(sb.LoginRequest(user, password)))
-    framer = sb.SoupBinFramer(from_client=False)
-    while True:
-        data = s.recv(4096)
-        if not data:
-            raise RuntimeError(f"{user}: connection closed during login")
-        for p in framer.feed(data):
-            if isinstance(p, sb.LoginAccepted):
-                if framer.buffered:
-                    raise RuntimeError("unexpected bytes after Login Accepted")
-                s.settimeout(None)
-                return s
-            if not isinstance(p, (sb.ServerHeartbeat, sb.Debug)):
-                raise RuntimeError(f"{user}: login answered with {p!r}")  # noqa: TRY004
+    """A logged-in session's socket (blocking), logged in by the kit's SoupBinTCP client."""
+    c = SoupBinClient(HOST, port, timeout_s=5)
+    try:
+        c.send(sb.LoginRequest(user, password))
+        c.logged_in()
+        if c.pending or c.framer.buffered:
+            raise RuntimeError("unexpected bytes after Login Accepted")
+    except BaseException:
+        c.close()
+        raise
+    c.sock.settimeout(None)
+    return c.sock
 
 
 class OuchReceiver:
