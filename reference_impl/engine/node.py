@@ -114,9 +114,9 @@ class EngineAgent:
         me = cfg.engine(engine_id)
         self.role = role
         self.primary = role == "primary"
-        self.publishing = self.primary or "unmuted_secondary" in cfg.faults
-        self.rerequest = "no_gap_rerequest" not in cfg.faults
-        if "nondeterministic_tiebreak" in cfg.faults:
+        self.publishing = self.primary or cfg.broken("unmuted_secondary")
+        self.rerequest = not cfg.broken("no_gap_rerequest")
+        if cfg.broken("nondeterministic_tiebreak"):
             self.engine: Engine = SaltedTiebreakEngine(cfg.instrument_table(), salt=os.getpid())
         else:
             self.engine = Engine(cfg.instrument_table())

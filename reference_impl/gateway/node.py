@@ -85,7 +85,7 @@ class GatewayNode:
             gateway_id, self.incarnation, cfg.durability, cfg.instrument_table(),
             capacity=cfg.capacity, ratio=cfg.backpressure_ratio,
             resend_ns=cfg.resend_ms * 1_000_000,
-            ack_before_durable="ack_before_durable" in cfg.faults,
+            ack_before_durable=cfg.broken("ack_before_durable"),
             has_secondary=has_secondary)
         self.default_primary = next(e.id for e in cfg.engines if e.role == "primary")
         self.out_session = cfg.output_stream.session.encode("ascii")

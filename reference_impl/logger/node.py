@@ -78,7 +78,7 @@ class LoggerAgent:
         lc = cfg.logger
         self.session = cfg.input_stream.session.encode("ascii")
         self.wal = WalWriter(wal_dir, lc.segment_bytes, lc.index_every,
-                             ignore_crc="ignore_wal_crc" in cfg.faults,
+                             ignore_crc=cfg.broken("ignore_wal_crc"),
                              sync_delay_s=lc.fsync_delay_ms / 1000)
         self.receiver = Receiver(next_seq=self.wal.next_seq, retransmit_after_ns=RETRY_NS)
         self.tail = RetransmitRing(cfg.capacity)

@@ -62,7 +62,7 @@ class SequencerAgent:
         self.session = cfg.input_stream.session.encode("ascii")
         self.core = Sequencer(next_seq=1, epoch=INITIAL_EPOCH)
         self.ring = RetransmitRing(cfg.capacity)
-        self.skip_dedup = "skip_dedup" in cfg.faults
+        self.skip_dedup = cfg.broken("skip_dedup")
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
         self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
         self.admin_sock = transport.bind_udp(cfg.sequencer.admin_port)
