@@ -174,6 +174,18 @@ def validate(doc: Mapping[str, Any], schema: Mapping[str, Key], file: str | Path
                 raise ProfileError(file, prefix + where, reason) from None
 
 
+def scheduled(profile: Mapping[str, Any], fault: str) -> bool:
+    """Whether a certification profile schedules ``fault`` (every one when it lists none).
+
+    The suites ask this rather than reading ``faults:`` themselves, so that a
+    fault name misspelled in a suite is an error, not a requirement that is
+    N/A in every run.
+    """
+    if fault not in ZERO_LOSS_FAULTS:
+        raise ValueError(f"{fault!r}: " + unknown_name(fault, ZERO_LOSS_FAULTS, "fault"))
+    return fault in profile.get("faults", ZERO_LOSS_FAULTS)
+
+
 def profile_dirs() -> list[Path]:
     dirs = [Path(d) for d in [os.environ.get("CRUCIBLE_PROFILES")] if d]
     return dirs + [Path.cwd() / "profiles", kit_dir("profiles")]

@@ -20,6 +20,7 @@ from _evidence import wal_orders
 from _load import rate, start_fault_load, workload
 
 from harness.checkers import Verdict, check_zero_acked_loss
+from harness.profiles import scheduled
 
 
 def pytest_generate_tests(metafunc):
@@ -90,7 +91,7 @@ def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str
 def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_policy):
     """power-off (unsynced writes dropped) loses no acknowledged order"""
     rid = f"zero_loss.power_off.{power_policy}"
-    if "power-off" not in profile.get("faults", ["power-off"]):
+    if not scheduled(profile, "power-off"):
         s.na(f"profile {profile.get('name')} does not schedule power-off")
     from harness.nemesis.power import fuse_available
 

@@ -94,3 +94,10 @@ def test_every_schema_key_is_published() -> None:
         for key, _ in profiles.schema_rows(schema):
             assert f"`{key}`" in doc, f"{kind} profile key {key} missing from docs/schemas.md"
     assert all(f"`{f}`" in doc for f in ZERO_LOSS_FAULTS)
+
+
+def test_suites_ask_the_one_list_whether_a_fault_is_scheduled() -> None:
+    assert profiles.scheduled({}, "power-off") and profiles.scheduled({"faults": ["power-off"]}, "power-off")
+    assert not profiles.scheduled({"faults": ["kill-logger"]}, "power-off")
+    with pytest.raises(ValueError, match="did you mean power-off"):
+        profiles.scheduled({}, "power-of")
