@@ -1,10 +1,8 @@
 """The gateway's desk: admission, resends, the ack gate, backpressure and accounts.
 
-A desk, because it does what a front desk does: it takes each client request
-in or turns it away at once (admission, backpressure), chases what it sent
-until the exchange answers (resends), hands an answer out only when it is safe
-(the ack gate), stamps when it left, and keeps every account's orders and
-outbound journal. ("Book" means the order book in this project.)
+A desk, as at a front desk: it takes each request in or turns it away at once,
+chases what it sent until the exchange answers, hands an answer out only when
+it is safe, and keeps every account's orders and outbound journal.
 
 Theory of operation
 -------------------
@@ -275,14 +273,10 @@ class GatewayDesk:
         return out
 
     def local_reject(self, account: str, body: object, reason: RejectReason, ts: int) -> Outbound:
-        """Journal a request ``admit`` refused, whichever door it came from.
+        """Journal a request ``admit`` refused (either door: one numbering for both).
 
-        Every server message of a SoupBinTCP session is sequenced, so a refusal
-        takes the account's next outbound seq like any output; the HTTP door's
-        refusals are journalled the same way, so both doors see one numbering.
-        The token is the one the refused request would have created or named
-        (a replace's new token), as the engine's reject would carry it; ``ts``
-        is wall-clock ns (there is no sequencer stamp: it was never sequenced).
+        Under the token the engine's reject would carry (a replace's new one);
+        ``ts`` is wall-clock ns, since it has no sequencer stamp.
         """
         token = body.new_token if type(body) is Replace else body.token  # type: ignore[attr-defined]
         return self.account(account).apply(Rejected(0, account, token, reason), ts,
