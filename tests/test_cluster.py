@@ -28,7 +28,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.nemesis.udp_relay import UdpFaultRelay
+from harness.sut.reference_relay import input_subscriber_ports, relayed
 from reference_impl import config
 from reference_impl.launch.cluster import (
     PIDFILE,

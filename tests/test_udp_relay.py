@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.nemesis.udp_plan import (
-    Action, LaneSchedule, PacketFate, UdpFaultRates, plan_udp_faults,
-)
-from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.nemesis.udp_plan import Action, LaneSchedule, PacketFate, UdpFaultRates, plan_udp_faults
+from harness.nemesis.udp_relay import UdpFaultRelay
+from harness.sut.reference_relay import input_subscriber_ports, relayed
 from reference_impl import config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,9 @@ subscriber's recovery socket straight to ``sequencer.retransmit_port`` or
 ``logger.archive_port`` and come back to the requester's address, so gap
 fill always works while the relay misbehaves.
 
-``relayed(cfg, relay_ports)`` builds the wiring from config alone: the
-sequencer gets a copy of the config whose engine/logger ``input_port``s are
-the relay's listen ports (its unicast fan-out targets exactly those), while
-every subscriber keeps the original config and binds its own port.
+The relay knows ports only; wiring the reference cluster through it (the
+sequencer's config pointed at the relay's listen ports) is the reference
+adapter's business: ``harness.sut.reference_relay.relayed``.
 
 Two ways to run it:
 
@@ -39,43 +38,12 @@ import time
 from collections.abc import Mapping, Sequence
 
 from harness.nemesis.udp_plan import LaneSchedule, RelayCounts, UdpFaultRates, iter_udp_faults
-from reference_impl.config import HOST, ClusterConfig
 
 RECV_BYTES = 65535
 SOCKET_BUFFER = 4 << 20
 POLL_MAX_S = 0.02
 _SEND_ERRORS = (errno.ECONNREFUSED, errno.ENOBUFS, errno.EAGAIN)
-
-# ------------------------------------------------------------------ wiring
-
-
-def input_subscriber_ports(cfg: ClusterConfig) -> list[int]:
-    """The input stream's unicast targets, in the sequencer's order: engines, then the logger."""
-    return [e.input_port for e in cfg.engines] + [cfg.logger.input_port]
-
-
-def relayed(cfg: ClusterConfig, relay_ports: Sequence[int]) -> tuple[ClusterConfig, dict[int, int]]:
-    """The sequencer's config for a relayed input stream, and ``{relay_port: subscriber_port}``.
-
-    Subscribers keep ``cfg``; only the sequencer is given the returned config,
-    whose engine and logger ``input_port`` values are the relay's listen ports.
-    """
-    if cfg.transport != "unicast":
-        raise ValueError("the bus relay needs cluster.transport: unicast")
-    subscribers = input_subscriber_ports(cfg)
-    relay_ports = list(relay_ports)
-    if len(relay_ports) != len(subscribers):
-        raise ValueError(f"need {len(subscribers)} relay ports (engines + logger), "
-                         f"got {len(relay_ports)}")
-    taken = set(cfg.ports())
-    clash = sorted(set(relay_ports) & taken)
-    if clash or len(set(relay_ports)) != len(relay_ports):
-        raise ValueError(f"relay ports must be distinct and unused by the cluster (clash: {clash})")
-    n = len(cfg.engines)
-    engines = tuple(dataclasses.replace(e, input_port=p) for e, p in zip(cfg.engines, relay_ports))
-    logger = dataclasses.replace(cfg.logger, input_port=relay_ports[n])
-    return cfg.with_overrides(engines=engines, logger=logger), dict(zip(relay_ports, subscribers))
-
+LOOPBACK = "127.0.0.1"
 
 # ------------------------------------------------------------------ sockets
 
@@ -106,7 +74,7 @@ class UdpFaultRelay:
     """
 
     def __init__(self, routes: Sequence[tuple[int, int]] | Mapping[int, int], seed: int = 0,
-                 rates: UdpFaultRates = UdpFaultRates(), host: str = HOST,
+                 rates: UdpFaultRates = UdpFaultRates(), host: str = LOOPBACK,
                  max_hold_ms: float = 20.0) -> None:
         self.routes = list(routes.items() if isinstance(routes, Mapping) else routes)
         if not self.routes:

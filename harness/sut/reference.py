@@ -8,9 +8,9 @@ so a cold restart usually keeps its endpoints; ``port_offset=`` fixes it).
 The offset is held from ``start()`` to ``stop()``.
 
 ``bus_relay=True`` puts ``harness.nemesis.udp_relay``'s fault-injecting relay
-(a thread of this process, clean until ``relay.set_rates(...)``) between the
+(a thread of this process, clean until ``set_bus_faults(...)``) between the
 sequencer and the input-stream subscribers: the sequencer alone gets the
-config from ``udp_relay.relayed`` whose fan-out targets are the relay's
+config from ``reference_relay.relayed`` whose fan-out targets are the relay's
 ports, inside the same port block. Needs ``transport="unicast"``.
 
 Every optional capability of ``base.Sut`` is offered. The logger's WAL is
@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
-from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.nemesis.udp_relay import UdpFaultRelay
 from harness.sut import offline, wal_files
 from harness.sut import ports as port_alloc
 from harness.sut.base import ROLES, NotSupported, StreamPort, Sut, SutError, check_feature
 from harness.sut.journal import wal_journal
 from harness.sut.mold_fetch import published_streams
+from harness.sut.reference_relay import input_subscriber_ports, relayed
 from reference_impl import config as config_mod
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.edges import process

@@ -24,7 +24,8 @@ import psutil
 import pytest
 
 from harness.nemesis.udp_plan import UdpFaultRates
-from harness.nemesis.udp_relay import UdpFaultRelay, input_subscriber_ports, relayed
+from harness.nemesis.udp_relay import UdpFaultRelay
+from harness.sut.reference_relay import input_subscriber_ports, relayed
 from reference_impl import config
 from reference_impl.launch.cluster import Cluster
 from tests.pipeline.clients import Pipeline
