@@ -175,8 +175,8 @@ class _Run:
         self.lock = threading.Lock()
         self.stage_map: dict[int, dict[str, int]] = {}
         self.polled_at = 0
-        gws = sut.roles().get("gateway", []) if hasattr(sut, "roles") else []
-        self.gateway = gws[0] if gws and callable(getattr(sut, "admin", None)) else None
+        gws = sut.roles().get("gateway", [])
+        self.gateway = gws[0] if gws and sut.offers("stages") else None
 
     # -- OUCH
     def connect_ouch(self) -> None:
