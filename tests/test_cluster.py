@@ -276,15 +276,15 @@ def crucible(*args: str, cwd: Path, timeout: float = 60) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_config_error_names_the_key_and_exits_2(tmp_path):
+def test_config_error_names_the_file_and_the_key_and_exits_64(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(config.default_text().replace("durability: fsync", "durability: maybe"))
     r = crucible("up", "--config", str(bad), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert "cluster.durability" in r.stderr and "maybe" in r.stderr
+    assert r.returncode == os.EX_USAGE, r.stderr
+    assert str(bad) in r.stderr and "cluster.durability" in r.stderr and "maybe" in r.stderr
     assert not (tmp_path / "run" / PIDFILE).exists()
     r = crucible("up", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
-    assert r.returncode == 2 and "nope.yaml" in r.stderr
+    assert r.returncode == os.EX_USAGE and "nope.yaml" in r.stderr
 
 
 def test_down_without_a_cluster_says_so(tmp_path):

@@ -301,7 +301,7 @@ def test_a_profile_typo_exits_64_before_any_suite_runs(tmp_path, old, new, key):
     profile = tmp_path / "typo.yaml"
     profile.write_text((kit_dir("profiles") / "certify-quick.yaml").read_text().replace(old, new, 1))
     suite = make_suite(tmp_path, "pass", extra_module=MARKER_MODULE)
-    code, report, _, out, observer = certify(tmp_path, suite, profile=str(profile))
+    code, report, _, out, _ = certify(tmp_path, suite, profile=str(profile))
     assert code == os.EX_USAGE == 64 and report is None
     assert not (tmp_path / "results").exists() and not (suite / "collected").exists()  # pytest never started
     lines = out.strip().splitlines()
