@@ -4,11 +4,13 @@ Two layers:
 
 - the HTTP client's ok / fail / info rules against tiny in-process servers
   (a refused port, a server that hangs up, one that never answers, canned
-  statuses), and ``settle.open_orders`` on a literal history;
+  statuses), the wire client's raw modes and its NotSent / NoAnswer, and
+  ``settle.open_orders`` on a literal history;
 - both clients against the reference cluster (``ReferenceSut``, ports
   shifted by +8000, or any free block if another run holds it), skipped with
   the reason when the nodes are missing or the cluster does not start.
-  Place, cancel and replace through each door give the right ops; a gateway
+  Place, cancel and replace through each door give the right ops; the bare
+  SoupBinTCP client logs in, is refused, and sends malformed bytes; a gateway
   killed while a request waits for its ack gives ``info``, never ``ok``, and
   ``settle`` then finds the order.
 
@@ -27,8 +29,20 @@ import pytest
 
 from harness.checkers.exactly_once import check_history_once
 from harness.checkers.zero_loss import acknowledged_orders
-from harness.clients import HttpClient, LoginRejectedError, OuchClient, open_orders, settle
+from harness.clients import (
+    HttpClient,
+    HttpConnection,
+    LoginRejectedError,
+    NoAnswer,
+    NotSent,
+    OuchClient,
+    SoupBinClient,
+    open_orders,
+    settle,
+)
 from harness.history import FAIL, INFO, OK, History, pairs
+from reference_impl.core import soupbin_codec as sb
+from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted
 
 OFFSET = 8000
 
@@ -60,6 +74,8 @@ class _Canned(http.server.BaseHTTPRequestHandler):
             body = {"error": {"code": "x", "field": None, "message": "canned"}}
         data = json.dumps(body).encode()
         self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "1")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -103,6 +119,31 @@ def test_http_outcome_rules(canned, path, expected):
     inv, done = next(pairs(h.ops))
     assert (inv.process, inv.f, inv.value["account"], inv.value["token"]) == (7, "new", "A1", "T1")
     assert done is not None and done.type == expected and done.value["outputs"] == r.outputs
+
+
+def test_http_429_and_401_are_fail_and_429_keeps_retry_after(canned):
+    h = History()
+    with HttpClient(canned + "/status/429", "A1", "pw", h) as client:
+        busy = client.new_order("T1", "ACME", "B", 1, 100)
+    with HttpClient(canned + "/status/401", "A1", "pw", h) as client:
+        refused = client.new_order("T2", "ACME", "B", 1, 100)
+    assert (busy.type, busy.value["status"], busy.value["retry_after"]) == (FAIL, 429, "1")
+    assert (refused.type, refused.value["status"]) == (FAIL, 401)
+    assert refused.value["error"]["code"] == "x"
+
+
+def test_wire_http_raw_modes_and_what_went_wrong(canned):
+    host, port = canned.removeprefix("http://").split(":")
+    with HttpConnection(host, int(port), timeout_s=0.5) as conn:
+        reply = conn.send_raw(b"GET /status/401 HTTP/1.1\r\nHost: x\r\n\r\n", "GET")
+        assert (reply.status, reply.doc()["error"]["message"]) == (401, "canned")
+        again = conn.request("POST", "/status/200", {"a": 1})  # same keep-alive connection
+        assert again.status == 200 and again.body["outputs"][0]["token"] == "T1"
+        conn.send_garbage(b"\x00\xff not http\r\n\r\n")  # returns once the server closes
+        with pytest.raises(NoAnswer, match="timeout"):
+            conn.request("GET", "/hang")
+    with pytest.raises(NotSent):
+        HttpConnection("127.0.0.1", _refused_port()).request("GET", "/")
 
 
 def test_http_refused_connection_is_fail_because_nothing_was_sent():
@@ -242,6 +283,32 @@ def test_ouch_bad_password_and_resume(sut):
         assert c.stream()[len(seen):] == seen
     finally:
         c.close()
+
+
+def test_bare_soupbin_client_login_round_trip_refusal_and_raw_bytes(sut):
+    host, port = sut.endpoints()["ouch"]
+    with SoupBinClient(host, port) as c:
+        accepted = c.login("DEMO3", sut.accounts()["DEMO3"])
+        assert isinstance(accepted, sb.LoginAccepted)
+        c.send_ouch(EnterOrder("RAW1", b"B", 2, "INITECH", 100))
+        msg = c.message()
+        assert isinstance(msg, OrderAccepted) and msg.order_token == "RAW1"
+        assert (c.sent["O"], c.received["A"]) == (1, 1)
+    with SoupBinClient(host, port) as c:
+        assert c.login("DEMO3", "wrong") == sb.LoginRejected(b"A")
+        assert c.packet() is None  # and the server closes
+    with SoupBinClient(host, port) as c:
+        c.send(sb.LoginRequest("DEMO3", "wrong"))
+        with pytest.raises(LoginRejectedError):
+            c.logged_in()
+    with SoupBinClient(host, port) as c:
+        c.send_raw(b"\x00\x01Q")  # an unknown packet type: the server says why and closes
+        seen = c.until_closed()
+        assert seen and all(isinstance(p, sb.Debug) for p in seen)
+    with SoupBinClient(host, port) as c:
+        c.send_raw(sb.encode(sb.LoginRequest("DEMO3", sut.accounts()["DEMO3"]))[:20])
+        c.shutdown()  # a truncated login, then EOF
+        assert all(isinstance(p, sb.Debug) for p in c.until_closed())
 
 
 def test_killed_gateway_mid_request_is_info_and_settles(sut):
