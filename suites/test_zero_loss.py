@@ -36,6 +36,7 @@ from _load import Load, rate, start_fault_load, workload
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.zero_loss import check_corrupt_middle_refused
+from harness.profiles import scheduled
 from harness.sut.base import SutError
 
 KILLS = {"kill-secondary": "secondary", "kill-logger": "logger", "kill-gateway": "gateway"}
@@ -114,7 +115,7 @@ def _acked_keys(ops) -> set:
 def test_kill_under_load(zl_sut, history, profile, seed, fault):
     rid = f"zero_loss.{fault.replace('-', '_')}"
     s.require_features(zl_sut, "kill", "restart")
-    if fault not in profile.get("faults", list(KILLS)):
+    if not scheduled(profile, fault):
         s.na(f"profile {profile.get('name')} does not schedule {fault}")
     verdicts = [kill_trial(zl_sut, history, profile, seed, fault, t + 1)
                 for t in range(int(profile.get("trials", 1)))]
@@ -136,7 +137,7 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
     logger = s.component(sut, "logger")
     if logger is None:
         s.na(f"{sut.name} has no logger component")
-    if f"{how}-wal-tail" not in profile.get("faults", [f"{how}-wal-tail"]):
+    if not scheduled(profile, f"{how}-wal-tail"):
         s.na(f"profile {profile.get('name')} does not schedule {how}-wal-tail")
     flow = workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
     Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
@@ -186,8 +187,7 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
     logger = s.component(sut, "logger")
     if logger is None:
         s.na(f"{sut.name} has no logger component")
-    faults = profile.get("faults")
-    if faults is not None and not {"bitflip-wal-middle", "bitflip-wal-tail"} & set(faults):
+    if not (scheduled(profile, "bitflip-wal-middle") or scheduled(profile, "bitflip-wal-tail")):
         s.na(f"profile {profile.get('name')} schedules no WAL bit flip")
     flow = workload(sut, seed * 43 + 7, profile, prefix="WM")
     Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
