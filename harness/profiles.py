@@ -28,13 +28,13 @@ from typing import Any
 
 import yaml
 
-from harness.checkers.zero_loss import POLICIES
 from harness.hardware import TARGET_KEYS
 from harness.kit import kit_dir
 from harness.latency_budget import parse_budgets
 from harness.nemesis.udp_plan import UdpFaultRates
 from harness.schedule import segments
 from harness.workload import STANDARD_MIX, WorkloadSpec
+from reference_impl.core.durability import POLICIES
 
 #: the faults a certification profile's ``faults:`` may schedule (the zero-loss suites' trials)
 ZERO_LOSS_FAULTS = ("kill-secondary", "kill-logger", "kill-gateway", "power-off", "torn-wal-tail",

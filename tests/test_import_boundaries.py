@@ -2,7 +2,8 @@
 
 - The harness and the suites reach a SUT only through the adapter
   (``harness/sut/``). Of ``reference_impl`` they may import the core's value
-  vocabulary (messages, codecs, replay format, errors) anywhere; anything else
+  vocabulary (messages, codecs, replay format, errors,
+  the durability policy names) anywhere; anything else
   only from the modules in ``ALLOWED``, each with its reason.
 - ``reference_impl`` never imports the harness or the suites.
 - No import cycle inside ``reference_impl/`` or ``harness/``, counting imports
@@ -31,6 +32,7 @@ VOCABULARY = {
     "reference_impl.core.mold_codec", "reference_impl.core.sequenced_codec",
     "reference_impl.core.output_codec", "reference_impl.core.status_codec",
     "reference_impl.core.wal_codec",
+    "reference_impl.core.durability",  # the policy names a SUT declares and a profile schedules
 }
 
 #: harness/suites modules that may import more of reference_impl, and why

@@ -34,11 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.history import INFO, NEMESIS, OK, Op, pairs
 from reference_impl.core import sequenced_codec
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.messages import NewOrder, Replace
-
-from harness.history import INFO, NEMESIS, OK, Op, pairs
 
 from .continuity import record_seq_payload
 from .exactly_once import ORDER_FS, order_key, outcome_outputs
@@ -48,7 +47,6 @@ REQUIREMENT = "zero_acked_loss"
 CORRUPT = "zero_loss.no_corrupt_record_applied"
 CORRUPT_MIDDLE = "zero_loss.bitflip_wal_middle"
 DEFAULT_MIN_ACKED = 100
-POLICIES = ("fsync", "replicated", "none")
 #: order statuses that mean "the recovered SUT does not hold this order"
 ABSENT_STATUSES = frozenset({None, "", "missing", "absent", "unknown", "not_found", "rejected"})
 

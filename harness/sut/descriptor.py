@@ -43,8 +43,8 @@ from harness.sut.descriptor_fields import (
     fill,
     sample_context,
 )
+from reference_impl.core.durability import POLICIES
 
-DURABILITY = ("fsync", "replicated", "none")
 READY_KINDS = ("tcp", "http", "udp_health", "none")
 _STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT")
 _TOP_KEYS = ("version", "name", "durability", "port_offset", "accounts", "instruments", "doors",
@@ -269,8 +269,8 @@ def parse(raw: Any, path: Path | None = None) -> Descriptor:
     if _get(raw, "version", "", (int,)) != 1:
         raise DescriptorError("version", f"must be 1 (got {raw['version']!r})")
     durability = _get(raw, "durability", "", (str,))
-    if durability not in DURABILITY:
-        raise DescriptorError("durability", f"must be one of {', '.join(DURABILITY)} "
+    if durability not in POLICIES:
+        raise DescriptorError("durability", f"must be one of {', '.join(POLICIES)} "
                                             f"(got {durability!r})")
     offset = _get(raw, "port_offset", "", (int, str), 0)
     if isinstance(offset, str) and offset != "auto":

@@ -39,12 +39,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from harness.clients.http_connection import HttpConnection, Reply, split_url
 from harness.sut import descriptor as desc_mod
 from harness.sut import ports as port_alloc
 from harness.sut import wal_files
@@ -61,9 +61,19 @@ _ALWAYS = frozenset({"kill", "pause", "restart"})
 _INSTRUMENTS = frozenset({"bus_relay", "relay_rates"})
 
 
+def _http_get(url: str, timeout_s: float) -> Reply:
+    """One GET of a descriptor's URL with the kit's HTTP client (``ConnectionError`` if none came)."""
+    host, port, _ = split_url(url)
+    parts = urlsplit(url)
+    with HttpConnection(host, port, timeout_s=timeout_s, keep_alive=False) as conn:
+        return conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+
+
 def _get_json(url: str, timeout_s: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-        return json.loads(resp.read())
+    reply = _http_get(url, timeout_s)
+    if reply.status != 200:
+        raise ConnectionError(f"GET {url}: HTTP {reply.status}")
+    return json.loads(reply.data)
 
 
 class ExternalSut(DeclaredCapabilities, Sut):
@@ -240,9 +250,8 @@ class ExternalSut(DeclaredCapabilities, Sut):
         if r.kind == "http":
             url = fill(r.url or "", self._context(spec), f"components.{spec.name}.ready.http")
             try:
-                with urllib.request.urlopen(url, timeout=1.0) as resp:
-                    return resp.status == 200
-            except (OSError, urllib.error.URLError, ValueError):
+                return _http_get(url, 1.0).status == 200
+            except (OSError, ValueError):
                 return False
         try:  # udp_health
             reply = udp_json(r.host, r.port + off, "health", 0.2)

@@ -58,6 +58,11 @@ def _role(component: str, cfg: ClusterConfig) -> str:
     return component if component in ROLES else "other"
 
 
+def _as_sut_error(exc: ClusterStartError) -> SutError:
+    """The launcher's start failure in the harness's words (the one translation point)."""
+    return SutError(exc.component, exc.reason, exc.log_tail)
+
+
 class ReferenceSut(Sut):
     """The reference cluster as a SUT; see the module doc."""
 
@@ -139,7 +144,7 @@ class ReferenceSut(Sut):
         except BaseException as exc:
             self._teardown()
             if isinstance(exc, ClusterStartError):
-                raise SutError(exc.component, exc.reason, exc.log_tail) from exc
+                raise _as_sut_error(exc) from exc
             raise
         return self
 
@@ -227,7 +232,7 @@ class ReferenceSut(Sut):
         try:
             return self._cluster().restart(name)
         except ClusterStartError as exc:
-            raise SutError(exc.component, exc.reason, exc.log_tail) from exc
+            raise _as_sut_error(exc) from exc
 
     # -------------------------------------------------------------- state
 

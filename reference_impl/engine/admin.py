@@ -1,6 +1,6 @@
 """The engine node's admin commands: ``health``, ``digest``, ``checkpoints [AFTER_SEQ]``.
 
-Apart from ``engine_node`` because answering an operator or the harness only
+Apart from ``node`` because answering an operator or the harness only
 reads the agent's state and is not part of the per-message path (it still
 runs in the duty loop, between turns: a ``digest`` hashes the whole state,
 about 3 ms on the standard books); the reply

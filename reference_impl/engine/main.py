@@ -1,7 +1,7 @@
 """Start one engine: ``python -m reference_impl.engine --config F --run-dir D --id N``.
 
-Apart from ``engine_node``, whose ``__main__`` block calls ``main`` here, so
-that module holds the duty loop and this one the process around it: the
+The composition root (``__main__`` calls ``main``): ``node`` holds the duty
+loop and this module the process around it: the
 command line (``--id``, ``--role``), the log format and the exit statuses
 (0 stopped by a signal, 2 a configuration error, 3 ``InputCorrupt``).
 """

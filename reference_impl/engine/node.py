@@ -1,7 +1,7 @@
 """The engine process: ``python -m reference_impl.engine --config F --run-dir D --id N``.
 
-This module is the duty loop; ``engine_main`` parses the command line and
-sets the exit status, ``engine_admin`` answers the admin port.
+This module is the duty loop; ``main`` parses the command line and sets the
+exit status, ``admin`` answers the admin port.
 
 Theory of operation
 -------------------
