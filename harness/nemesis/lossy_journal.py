@@ -83,6 +83,7 @@ class RollbackReport:
 
     files: int = 0               # files whose content or size was rolled back
     bytes_discarded: int = 0     # bytes of un-synced writes/truncates thrown away
+    writes_discarded: int = 0    # un-synced changes (writes, truncates, ...) thrown away
     bytes_restored: int = 0      # old bytes written back
     namespace_undone: int = 0    # create/rename/unlink/... taken back
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -145,6 +146,7 @@ class PendingWrites:
                         report.bytes_restored += len(u.old)
                 report.files += 1
                 report.bytes_discarded += j.written
+                report.writes_discarded += len(j.undos)
             except OSError as e:
                 report.errors.append(f"rollback of file {key!r}: {e}")
             finally:

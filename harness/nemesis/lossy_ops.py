@@ -10,6 +10,24 @@ creates, removes and renames) records how to take it back. ``fsync`` /
 file and the namespace back to the last-synced state and then refuses every
 change with EIO; ``reset`` accepts changes again; ``stats`` counts. The
 mount, the control channel and the command line are in ``lossyfs``.
+
+Theory of operation of a crash
+------------------------------
+Power goes at one instant, and whatever is in flight then is lost. Changes
+run under one lock, so a write either completes before ``crash`` (and is
+rolled back with the rest of the un-synced data) or fails with EIO after it.
+A file flush is two steps: the real ``fdatasync`` of the backing file runs
+*outside* the lock, then the commit (the journal forgets the file's undos)
+runs under it, and only if no crash came in between (``_generation``
+unchanged). A crash while a flush is in flight therefore *cuts* it: its data
+is rolled back and it returns EIO, as a flush the power cut would.
+``flushes_cut`` counts them.
+
+``arm(timeout)`` waits for the worst instant rather than a random one: the
+next flush of a file that holds un-synced data (an fsync, fdatasync or an
+O_DSYNC write) crashes the mount as it begins, so that data is discarded and
+the flush fails. It returns once the mount has crashed (by this trigger or
+by ``crash``), or unarmed after ``timeout`` seconds without one.
 """
 
 from __future__ import annotations
@@ -83,7 +101,12 @@ class LossyOperations(mfusepy.Operations):
         self.keys: dict[int, tuple[int, int]] = {}   # open fh -> (st_dev, st_ino)
         self.crashed = False
         self.counts = dict(writes=0, bytes_written=0, sync_writes=0, fsyncs=0, fdatasyncs=0, fsyncdirs=0,
-                           crashes=0)
+                           crashes=0, flushes_cut=0)
+        self._generation = 0   # bumped by every crash: a flush that saw another one was cut
+        self._in_flight = 0    # file flushes between their real sync and their commit
+        self._armed = False
+        self._crashed_event = threading.Event()
+        self._last_crash: dict = {}
         self._graves = 0
         prepare_graveyard(root)
 
@@ -201,6 +224,8 @@ class LossyOperations(mfusepy.Operations):
         with self._mutex:
             self._check_alive()
             key = self._key(fh)
+            if flags & os.O_DSYNC:   # the write is itself a flush of new data
+                self._fire_if_armed(True)
             self.pending.record(key, self._opener(fh), offset, len(data))
             n = os.pwrite(fh, data, offset)
             self.counts["writes"] += 1
@@ -242,11 +267,32 @@ class LossyOperations(mfusepy.Operations):
         self.names.commit(self.ns)
 
     def fsync(self, path, datasync, fh):
+        """The real sync runs outside the lock, so a crash meanwhile cuts this flush (EIO)."""
         with self._mutex:
             self._check_alive()
-            self._commit(fh, self._key(fh), bool(datasync))
+            key = self._key(fh)
+            self._fire_if_armed(self.pending.pending(key) > 0)
+            generation = self._generation
+            self._in_flight += 1
+        try:
+            if self.real_sync:
+                (os.fdatasync if datasync else os.fsync)(fh)
+        finally:
+            with self._mutex:
+                self._in_flight -= 1
+        with self._mutex:
+            if self._generation != generation or self.crashed:
+                raise mfusepy.FuseOSError(errno.EIO)
+            self.pending.sync(key)
+            self.names.commit(self.ns)
             self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
             return 0
+
+    def _fire_if_armed(self, flushes_data: bool) -> None:
+        """Under the lock, as a flush begins: crash now if armed and it would make data durable."""
+        if self._armed and flushes_data:
+            self._crash_locked(cutting=1)
+            raise mfusepy.FuseOSError(errno.EIO)
 
     def fsyncdir(self, path, datasync, fh):
         with self._mutex:
@@ -371,18 +417,40 @@ class LossyOperations(mfusepy.Operations):
             remove_graveyard(self.root)
 
     def crash(self) -> dict:
+        """Roll back and refuse changes; when already crashed, that crash's report again."""
         with self._mutex:
             if self.crashed:
-                return {"ok": True, "already_crashed": True}
-            self.crashed = True
-            self.counts["crashes"] += 1
-            report = self.pending.rollback(RollbackReport())
-            self.names.rollback(self.ns, report)
-            return {"ok": True, **report.to_json()}
+                return {**self._last_crash, "already_crashed": True}
+            return self._crash_locked()
+
+    def _crash_locked(self, cutting: int = 0) -> dict:
+        """``cutting``: a flush that is beginning now and will fail, besides those in flight."""
+        cut = self._in_flight + cutting
+        self.crashed = True
+        self._armed = False
+        self._generation += 1
+        self.counts["crashes"] += 1
+        self.counts["flushes_cut"] += cut
+        report = self.pending.rollback(RollbackReport())
+        self.names.rollback(self.ns, report)
+        self._last_crash = {"ok": True, **report.to_json(), "flushes_cut": cut}
+        self._crashed_event.set()
+        return self._last_crash
+
+    def arm(self, timeout: float) -> dict:
+        """Crash as the next flush of un-synced data begins; wait up to ``timeout`` s for it."""
+        with self._mutex:
+            if not self.crashed:
+                self._armed = True
+        self._crashed_event.wait(timeout)
+        with self._mutex:
+            self._armed = False
+            return {"ok": True, "crashed": self.crashed}
 
     def reset(self) -> dict:
         with self._mutex:
             self.crashed = False
+            self._crashed_event.clear()
             return self.stats()
 
     def stats(self) -> dict:

@@ -21,7 +21,10 @@ while FUSE's C loop holds the main thread). One command per line, one JSON
 reply per line:
 
 - ``crash``: roll every file and the namespace back to the last-synced state,
-  then refuse every change (and every open for writing) with EIO;
+  then refuse every change (and every open for writing) with EIO; a flush in
+  flight at that instant is cut (its data rolled back, EIO);
+- ``arm SECONDS``: crash as the next flush of un-synced data begins; the reply
+  (``crashed``) comes once crashed, or after SECONDS without a crash;
 - ``stats``: pending files/bytes/records, namespace ops, syncs seen, crashed;
 - ``reset``: accept changes again; the backing dir as it is now is "synced".
 
@@ -79,14 +82,16 @@ def serve_control(ops: LossyOperations, path: str) -> threading.Thread:
     srv.bind(path)
     os.chmod(path, 0o600)
     srv.listen(8)
-    commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset}
+    commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset,
+                "arm": lambda timeout: ops.arm(float(timeout))}
 
     def handle(conn: socket.socket) -> None:
         with conn, conn.makefile("rwb") as f:
             for line in f:
-                cmd = line.decode(errors="replace").strip()
+                cmd, *args = line.decode(errors="replace").split() or [""]
                 try:
-                    reply = commands[cmd]() if cmd in commands else {"ok": False, "error": f"unknown command {cmd!r}"}
+                    reply = (commands[cmd](*args) if cmd in commands
+                             else {"ok": False, "error": f"unknown command {cmd!r}"})
                 except Exception as e:   # report, never kill the control thread
                     reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 f.write((json.dumps(reply, sort_keys=True) + "\n").encode())

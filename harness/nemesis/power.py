@@ -3,12 +3,16 @@
 ``LossyMount(data_dir)`` starts ``python -m harness.nemesis.lossyfs`` over a
 SUT data dir (by default mounted over the directory itself, so the SUT keeps
 its paths) and talks to it over its control socket. A power-off is
-``power_off(mounts, pids)``: kill -9 every SUT process and wait until each is
-dead (a process blocked in a FUSE request cannot die before it is answered,
-so none of its writes is still in flight), then ``crash()`` every mount (each
-file back to its last-synced state; further changes fail with EIO), then
-``unmount()``. The data dirs then hold what a power loss would have left, and
-a cold restart reads them directly.
+``power_off(mounts, pids)``: the power goes at one instant, with the SUT
+still running and writing. Every mount is armed (``arm``: it crashes as the
+next flush of un-synced data begins), and as soon as one crashes, or after
+``cut_within`` seconds, every mount is crashed (each file back to its
+last-synced state; a flush in flight fails; further changes fail with EIO).
+Only then is every SUT process killed (-9) and waited for, and every mount
+unmounted. The data dirs then hold what a power loss would have left, and a
+cold restart reads them directly. Each crash report says what it discarded
+(``bytes_discarded``, ``writes_discarded``, ``flushes_cut``): a power-off that
+discarded nothing cut nothing, and shows nothing about durability.
 
 ``fuse_available()`` says whether this machine can do any of that, and if not,
 exactly why (no /dev/fuse, no fusermount3, mfusepy or libfuse3 missing, no
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import psutil
@@ -38,6 +43,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 15.0
 UNMOUNT_TIMEOUT_S = 10.0
+CUT_WITHIN_S = 2.0  #: how long a power-off waits for a flush of un-synced data to cut
 
 
 class LossyFsError(RuntimeError):
@@ -233,6 +239,12 @@ class LossyMount:
         self.last_crash = self._control("crash")
         return self.last_crash
 
+    def arm(self, timeout: float) -> bool:
+        """Crash as the next flush of un-synced data begins; True once crashed, False after ``timeout``."""
+        if self.proc is None:
+            raise LossyFsError(f"{self.mountpoint} is not mounted")
+        return bool(control(self.control_path, f"arm {timeout}", timeout=timeout + 10.0)["crashed"])
+
     def stats(self) -> dict:
         return self._control("stats")
 
@@ -282,22 +294,30 @@ def _running(p: psutil.Process) -> bool:
         return False
 
 
-def power_off(mounts: Sequence[LossyMount], pids: Iterable[int], unmount: bool = True) -> list[dict]:
-    """The power-off fault: kill -9 every SUT pid, crash every mount, then unmount them.
+def power_off(mounts: Sequence[LossyMount], pids: Iterable[int], unmount: bool = True,
+              cut_within: float = CUT_WITHIN_S) -> list[dict]:
+    """The power-off fault: crash every mount at one instant under load, then kill -9 the SUT.
 
-    Returns one crash report per mount (``files``, ``bytes_discarded``,
-    ``namespace_undone``, ``errors``...). Raises ``LossyFsError`` if a process
-    survives kill -9 (the crash would race its writes) or a mount does not
-    answer; the data dirs then do not show a power loss, so the caller's
-    verdict is UNKNOWN. The mounts are unmounted either way.
+    The instant is the first flush of un-synced data on any mount within
+    ``cut_within`` seconds (else the end of that wait). Returns one crash
+    report per mount (``files``, ``bytes_discarded``, ``writes_discarded``,
+    ``flushes_cut``, ``namespace_undone``, ``errors``...). Raises
+    ``LossyFsError`` if a mount does not answer or a process survives kill -9;
+    the data dirs then do not show a power loss, so the caller's verdict is
+    UNKNOWN. The mounts are unmounted either way.
     """
+    pids = list(pids)
     reports: list[dict] = []
     try:
+        with ThreadPoolExecutor(max_workers=max(1, len(mounts))) as pool:
+            armed = [pool.submit(m.arm, cut_within) for m in mounts]
+            wait(armed, return_when=FIRST_COMPLETED)
+            reports = [m.crash() for m in mounts]   # the instant: the rest follow the first
+            for f in armed:
+                f.result()
         survivors = kill_and_wait(pids)
         if survivors:
-            raise LossyFsError(f"processes {survivors} survived kill -9; not crashing under live writers")
-        for m in mounts:
-            reports.append(m.crash())
+            raise LossyFsError(f"processes {survivors} survived kill -9")
     finally:
         if unmount:
             for m in mounts:

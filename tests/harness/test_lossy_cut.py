@@ -1,0 +1,100 @@
+"""lossyfs's crash instant, in process (no mount): a flush in flight is cut, an armed crash fires.
+
+``LossyOperations`` is driven directly with real descriptors over a temp dir,
+and the real ``fdatasync`` is replaced by one that lets a crash land while the
+flush is in flight, which a mount cannot time deterministically.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+import pytest
+
+mfusepy = pytest.importorskip("mfusepy", exc_type=ImportError)
+
+from harness.nemesis.lossy_ops import LossyOperations
+
+
+@pytest.fixture
+def ops(tmp_path):
+    root = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    o = LossyOperations(root)
+    yield o, tmp_path
+    o.destroy("/")
+    os.close(root)
+
+
+def _eio(call) -> None:
+    with pytest.raises(mfusepy.FuseOSError) as e:
+        call()
+    assert e.value.errno == errno.EIO
+
+
+def test_a_crash_during_the_real_sync_cuts_the_flush(ops, monkeypatch):
+    o, tmp = ops
+    fh = o.create("/wal", 0o644, os.O_WRONLY)
+    o.write("/wal", b"durable", 0, fh)
+    o.fsync("/wal", 1, fh)
+    o.write("/wal", b"in flight", 7, fh)
+    reports = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: reports.append(o.crash()))
+    _eio(lambda: o.fsync("/wal", 1, fh))     # the power went while the disk was flushing
+    (report,) = reports
+    assert (report["bytes_discarded"], report["writes_discarded"], report["flushes_cut"]) == (9, 1, 1)
+    assert (tmp / "wal").read_bytes() == b"durable"
+    assert o.stats()["flushes_cut"] == 1 and o.stats()["fdatasyncs"] == 1
+    o.release("/wal", fh)
+
+
+def test_a_flush_that_completes_before_the_crash_is_kept(ops):
+    o, tmp = ops
+    fh = o.create("/wal", 0o644, os.O_WRONLY)
+    o.write("/wal", b"abc", 0, fh)
+    o.fsync("/wal", 1, fh)
+    report = o.crash()
+    assert (report["bytes_discarded"], report["flushes_cut"]) == (0, 0)
+    assert (tmp / "wal").read_bytes() == b"abc"
+    assert o.crash()["already_crashed"] is True and o.crash()["bytes_discarded"] == 0
+    o.release("/wal", fh)
+
+
+def test_armed_crash_fires_as_a_flush_of_unsynced_data_begins(ops):
+    o, tmp = ops
+    fh = o.create("/wal", 0o644, os.O_WRONLY)
+    o.write("/wal", b"synced", 0, fh)
+    o.fsync("/wal", 1, fh)
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(o.arm(5.0)))
+    waiter.start()
+    while not o._armed:
+        pass
+    o.fsync("/wal", 1, fh)                   # nothing un-synced: no trigger, the flush commits
+    assert not o.crashed
+    o.write("/wal", b"+batch", 6, fh)
+    _eio(lambda: o.fsync("/wal", 1, fh))     # this flush begins with data pending: the power goes
+    waiter.join(5)
+    assert result == {"ok": True, "crashed": True}
+    report = o.crash()
+    assert (report["bytes_discarded"], report["writes_discarded"], report["flushes_cut"]) == (6, 1, 1)
+    assert (tmp / "wal").read_bytes() == b"synced"
+    o.release("/wal", fh)
+
+
+def test_armed_crash_fires_on_a_synchronous_write(ops):
+    o, tmp = ops
+    fh = o.create("/wal", 0o644, os.O_WRONLY)
+    o._armed = True
+    _eio(lambda: o.write("/wal", b"dsync", 0, fh, os.O_DSYNC))
+    report = o.crash()
+    assert (report["flushes_cut"], report["namespace_undone"]) == (1, 1)
+    assert not (tmp / "wal").exists()         # its create was never synced either
+    o.release("/wal", fh)
+
+
+def test_arm_times_out_without_a_flush(ops):
+    o, _ = ops
+    assert o.arm(0.05) == {"ok": True, "crashed": False}
+    assert not o._armed and not o.crashed
