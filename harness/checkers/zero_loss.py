@@ -19,6 +19,16 @@ anything is durable, so it is never zero-loss and always FAILs; a loss under
 ``replicated`` (expected after a power-off, which it does not cover) FAILs
 with the policy named as the cause.
 
+``check_power_off`` judges one power-off trial against what the policy
+promises. Only ``fsync`` promises to survive power loss; under another policy
+(``replicated`` survives process crashes) the loss is *measured and shown*:
+acknowledged orders lost and an RPO-like figure (``rpo_ms``: how long before
+the power went the earliest lost order was acknowledged), labelled as outside
+the policy's promise (N/A), unless the profile requires it (``required``),
+when it is judged as under ``fsync``. A loss FAILs first; then a trial whose
+crash discarded nothing (no write or flush in flight was cut) is UNKNOWN: it
+could not have lost anything.
+
 ``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: every
 intact record in front of the first bad one, and no record past it, must have
 been applied; with no intact record at all the verdict is UNKNOWN.
@@ -31,19 +41,23 @@ WAL tool must report it and the logger must refuse to start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.history import INFO, NEMESIS, OK, Op, pairs
 from reference_impl.core import sequenced_codec
+from reference_impl.core.durability import FSYNC
 from reference_impl.core.errors import DecodeError
 from reference_impl.core.messages import NewOrder, Replace
 
 from .continuity import record_seq_payload
 from .exactly_once import ORDER_FS, order_key, outcome_outputs
-from .verdict import MAX_EXAMPLES, Verdict, first
+from .verdict import FAIL, MAX_EXAMPLES, Verdict, first
 
 REQUIREMENT = "zero_acked_loss"
+POWER_OFF = "zero_loss.power_off"
+SURVIVES_POWER_LOSS = frozenset({FSYNC})  #: the policies that promise an ack survives a power loss
+CUT_KEYS = ("bytes_discarded", "writes_discarded", "flushes_cut")  #: what a crash report says it cut
 CORRUPT = "zero_loss.no_corrupt_record_applied"
 CORRUPT_MIDDLE = "zero_loss.bitflip_wal_middle"
 DEFAULT_MIN_ACKED = 100
@@ -51,7 +65,7 @@ DEFAULT_MIN_ACKED = 100
 ABSENT_STATUSES = frozenset({None, "", "missing", "absent", "unknown", "not_found", "rejected"})
 
 __all__ = ["acknowledged_orders", "check_corrupt_middle_refused", "check_no_corrupt_accepted",
-           "check_zero_acked_loss", "wal_orders_from_records"]
+           "check_power_off", "check_zero_acked_loss", "wal_orders_from_records"]
 
 OrderKey = tuple[str, str]
 
@@ -173,6 +187,44 @@ def check_zero_acked_loss(ops: Iterable[Op], wal_orders: set[OrderKey] | None,
     return Verdict.passed(requirement, f"all {len(acked)} acknowledged orders survived "
                           f"({', '.join(evidence['sources'])}); {len(open_ops)} ops stayed "
                           f"open, policy {policy}", evidence)
+
+
+def _rpo_ms(ops: list[Op], wal: set[OrderKey]) -> float:
+    """From the earliest acknowledgement of a lost order to the power-off, in ms (0 when none)."""
+    acked, _ = acknowledged_orders(ops)
+    at = {op.index: op.time_ns for op in ops}
+    fault_at = _first_fault_index(ops)
+    lost_t = [at[i] for k, i in acked.items() if k not in wal]
+    if not lost_t or fault_at is None:
+        return 0.0
+    return max(0.0, (at[fault_at] - min(lost_t)) / 1e6)
+
+
+def check_power_off(ops: Iterable[Op], wal_orders: set[OrderKey], crash_reports: Sequence[Mapping],
+                    policy: str, required: bool = False, min_acked: int = DEFAULT_MIN_ACKED,
+                    requirement: str = POWER_OFF) -> Verdict:
+    """One power-off trial: acknowledged orders in the surviving WAL, per the policy's promise.
+
+    ``crash_reports``: the lossy filesystem's report per mount (``CUT_KEYS``).
+    ``required``: the profile asks a policy that does not promise power-loss
+    survival to show it anyway. See the module doc for the order of judgement.
+    """
+    ops = list(ops)
+    base = check_zero_acked_loss(ops, wal_orders, None, min_acked, policy, requirement)
+    cut = {k: sum(int(r.get(k) or 0) for r in crash_reports) for k in CUT_KEYS}
+    promised = policy in SURVIVES_POWER_LOSS
+    evidence = {**base.evidence, **cut, "rpo_ms": round(_rpo_ms(ops, set(wal_orders)), 3),
+                "promised": promised, "required": required, "measured": base.status}
+    measured = (f"{evidence['lost_count']} of {evidence['acked']} acknowledged orders lost, "
+                f"RPO {evidence['rpo_ms']:.1f} ms, {cut['bytes_discarded']} bytes in "
+                f"{cut['writes_discarded']} writes discarded, {cut['flushes_cut']} flushes cut")
+    if not promised and not required:
+        return Verdict.not_applicable(requirement, f"outside the promise of durability '{policy}' "
+                                      f"(no survival of power loss), measured: {measured}", evidence)
+    if base.status != FAIL and cut["bytes_discarded"] == 0:
+        return Verdict.unknown(requirement, "the power-off discarded nothing: it cut no write or "
+                               "flush in flight, so it could not have lost an order", evidence)
+    return Verdict(requirement, base.status, f"{base.summary} ({measured})", evidence)
 
 
 def check_no_corrupt_accepted(recovered_seqs: Iterable[int] | int,
