@@ -105,6 +105,11 @@ CERTIFY: dict[str, Key] = {
         for name, default in _RELAY_DEFAULTS.items()}, check=lambda d: UdpFaultRates(**d)),
     "faults": Key("list", "all of them", "zero-loss faults, one trial each (times trials)",
                   choices=ZERO_LOSS_FAULTS, what="fault"),
+    "power_off_policies": Key("list", "[fsync]", "the durability policies a power-off trial runs under",
+                              choices=POLICIES, what="policy"),
+    "power_off_required": Key("list", "[]", "policies that do not promise to survive power loss but "
+                              "must here: a lost ack FAILs instead of being shown N/A", choices=POLICIES,
+                              what="policy"),
 }
 LOAD: dict[str, Key] = {
     **_COMMON,

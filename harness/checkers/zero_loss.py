@@ -189,15 +189,21 @@ def check_zero_acked_loss(ops: Iterable[Op], wal_orders: set[OrderKey] | None,
                           f"open, policy {policy}", evidence)
 
 
-def _rpo_ms(ops: list[Op], wal: set[OrderKey]) -> float:
-    """From the earliest acknowledgement of a lost order to the power-off, in ms (0 when none)."""
+def _rpo_ms(ops: list[Op], wal: set[OrderKey], crash_reports: Sequence[Mapping]) -> float:
+    """From the earliest acknowledgement of a lost order to the power-off, in ms (0 when none).
+
+    The power-off is the crash instant the reports give (``at_ns``, on the
+    monotonic clock the history uses), else the fault op's start.
+    """
     acked, _ = acknowledged_orders(ops)
     at = {op.index: op.time_ns for op in ops}
     fault_at = _first_fault_index(ops)
+    instants = [int(r["at_ns"]) for r in crash_reports if r.get("at_ns")]
     lost_t = [at[i] for k, i in acked.items() if k not in wal]
-    if not lost_t or fault_at is None:
+    if not lost_t or (fault_at is None and not instants):
         return 0.0
-    return max(0.0, (at[fault_at] - min(lost_t)) / 1e6)
+    instant = min(instants) if instants else at[fault_at]
+    return max(0.0, (instant - min(lost_t)) / 1e6)
 
 
 def check_power_off(ops: Iterable[Op], wal_orders: set[OrderKey], crash_reports: Sequence[Mapping],
@@ -213,7 +219,7 @@ def check_power_off(ops: Iterable[Op], wal_orders: set[OrderKey], crash_reports:
     base = check_zero_acked_loss(ops, wal_orders, None, min_acked, policy, requirement)
     cut = {k: sum(int(r.get(k) or 0) for r in crash_reports) for k in CUT_KEYS}
     promised = policy in SURVIVES_POWER_LOSS
-    evidence = {**base.evidence, **cut, "rpo_ms": round(_rpo_ms(ops, set(wal_orders)), 3),
+    evidence = {**base.evidence, **cut, "rpo_ms": round(_rpo_ms(ops, set(wal_orders), crash_reports), 3),
                 "promised": promised, "required": required, "measured": base.status}
     measured = (f"{evidence['lost_count']} of {evidence['acked']} acknowledged orders lost, "
                 f"RPO {evidence['rpo_ms']:.1f} ms, {cut['bytes_discarded']} bytes in "

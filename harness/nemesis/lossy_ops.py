@@ -36,6 +36,7 @@ import errno
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 
 import mfusepy
@@ -433,7 +434,8 @@ class LossyOperations(mfusepy.Operations):
         self.counts["flushes_cut"] += cut
         report = self.pending.rollback(RollbackReport())
         self.names.rollback(self.ns, report)
-        self._last_crash = {"ok": True, **report.to_json(), "flushes_cut": cut}
+        self._last_crash = {"ok": True, **report.to_json(), "flushes_cut": cut,
+                            "at_ns": time.monotonic_ns()}   # the instant, on the machine's clock
         self._crashed_event.set()
         return self._last_crash
 

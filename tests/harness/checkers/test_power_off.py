@@ -46,6 +46,8 @@ def test_fsync_losing_an_ack_fails_with_an_rpo():
     assert v.status == "fail" and "2 of 120" in v.summary
     # T118 was acked at op 237 (t = 237 ms); the power-off invoke is op 240
     assert v.evidence["rpo_ms"] == 3.0 and v.evidence["lost_count"] == 2
+    at_crash = [{**CUT[0], "at_ns": 245_000_000}]   # the crash instant the lossy filesystem reports
+    assert check_power_off(h.ops, lose(keys, "T118"), at_crash, "fsync").evidence["rpo_ms"] == 8.0
 
 
 def test_a_power_off_that_discarded_nothing_is_unknown_not_pass():
