@@ -26,7 +26,9 @@ Every test becomes a ``TestOutcome`` when it finishes
 error in setup or teardown -> unknown: nothing was shown either way), its
 summary and evidence from the verdicts it recorded (else from the failure or
 skip). A module skipped or broken at collection becomes one outcome too. At
-session end (last, after ``--junitxml`` is written) the outcomes, history,
+session end (last, after ``--junitxml`` is written; UNKNOWN skips there become
+errors, and every testcase carries its requirement, seed, SUT and profile as
+properties: ``harness.report.junit``) the outcomes, history,
 latencies and hardware go to ``harness.report.write_run`` when a results dir
 was given, and ``results/latest`` points at the run.
 
@@ -38,6 +40,7 @@ for every finished test.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +59,7 @@ from harness.cli.certify_run import (
 )
 from harness.history import History
 from harness.report import point_latest, write_run
+from harness.report.junit import junit_properties, mark_unknown_as_error
 from harness.report.schema import TestOutcome, overall, requirement_rows
 
 __all__ = ["RUN_KEY", "CertifyRun", "CrucibleHookSpecs", "require"]
@@ -133,7 +137,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if not title:
         doc = getattr(getattr(item, "obj", None), "__doc__", None)
         title = doc.strip().splitlines()[0] if doc and doc.strip() else item.name
-    item.config.stash[RUN_KEY]._meta[item.nodeid] = (rid, str(title), suite_of(item.nodeid))
+    run = item.config.stash[RUN_KEY]
+    run._meta[item.nodeid] = (rid, str(title), suite_of(item.nodeid))
+    item.user_properties.extend(junit_properties(rid, run.seed, run.sut_option, run.profile["name"]))
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -182,6 +188,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash[RUN_KEY]
     for nodeid in list(run._reports):  # a test interrupted before its logfinish
         run.finish_test(nodeid)
+    xml_path = getattr(session.config.option, "xmlpath", None)
+    if xml_path and os.path.exists(xml_path):  # written by pytest's junitxml before this hook
+        mark_unknown_as_error(xml_path)
     run_dir = run.ensure_run_dir()
     if run_dir is None or run.results_dir is None:
         return
