@@ -9,7 +9,8 @@ creates, removes and renames) records how to take it back. ``fsync`` /
 ``fsync`` of a directory commits the namespace log. ``crash`` rolls every
 file and the namespace back to the last-synced state and then refuses every
 change with EIO; ``reset`` accepts changes again; ``stats`` counts. The
-mount, the control channel and the command line are in ``lossyfs``.
+operations on names are in ``lossy_namespace`` (the base class); the mount,
+the control channel and the command line are in ``lossyfs``.
 
 Theory of operation of a crash
 ------------------------------
@@ -52,31 +53,15 @@ from harness.nemesis.lossy_backing import (
     prepare_graveyard,
     remove_graveyard,
 )
-from harness.nemesis.lossy_journal import (
-    Created,
-    MadeDir,
-    NamespaceLog,
-    PendingWrites,
-    Removed,
-    RemovedDir,
-    Renamed,
-    RollbackReport,
-)
+from harness.nemesis.lossy_journal import Created, NamespaceLog, PendingWrites, RollbackReport
+from harness.nemesis.lossy_namespace import NamespaceOperations, backing_rel
 
-RENAME_NOREPLACE = 1
 _O_FULLSYNC = os.O_SYNC & ~os.O_DSYNC   # O_SYNC is __O_SYNC | O_DSYNC on Linux
 # Flags lossyfs carries out itself (truncate is journaled, the kernel gives append offsets, sync
 # writes commit per write) or that would break its pwrites (O_DIRECT alignment): not for the backing.
 _STRIP_OPEN = (os.O_TRUNC | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_DIRECT | os.O_SYNC | os.O_DSYNC)
 _WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
 _STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_rdev")
-
-
-def _rel(path: str) -> str:
-    rel = path.lstrip("/")
-    if rel.split("/", 1)[0] == GRAVEYARD:
-        raise mfusepy.FuseOSError(errno.ENOENT)
-    return rel or "."
 
 
 def _dirent_mode(e: os.DirEntry) -> int:
@@ -89,7 +74,7 @@ def _dirent_mode(e: os.DirEntry) -> int:
     return e.stat(follow_symlinks=False).st_mode
 
 
-class LossyOperations(mfusepy.Operations):
+class LossyOperations(NamespaceOperations):
     use_ns = True
 
     def __init__(self, root: int, real_sync: bool = True) -> None:
@@ -113,14 +98,6 @@ class LossyOperations(mfusepy.Operations):
 
     # ---------------------------------------------------------- helpers
 
-    def _check_alive(self) -> None:
-        if self.crashed:
-            raise mfusepy.FuseOSError(errno.EIO)
-
-    def _grave(self) -> str:
-        self._graves += 1
-        return f"{GRAVEYARD}/{self._graves}"
-
     def _key(self, fd: int) -> tuple[int, int]:
         key = self.keys.get(fd)
         if key is None:
@@ -136,25 +113,19 @@ class LossyOperations(mfusepy.Operations):
         self.keys[fd] = (st.st_dev, st.st_ino)
         return fd
 
-    def _lexists(self, rel: str) -> os.stat_result | None:
-        try:
-            return os.stat(rel, dir_fd=self.root, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-
     # ---------------------------------------------------------- reads
 
     def getattr(self, path, fh=None):
-        st = os.fstat(fh) if fh else os.stat(_rel(path), dir_fd=self.root, follow_symlinks=False)
+        st = os.fstat(fh) if fh else os.stat(backing_rel(path), dir_fd=self.root, follow_symlinks=False)
         attrs = {k: getattr(st, k) for k in _STAT_KEYS}
         attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
         return attrs
 
     def readlink(self, path):
-        return os.readlink(_rel(path), dir_fd=self.root)
+        return os.readlink(backing_rel(path), dir_fd=self.root)
 
     def opendir(self, path):
-        return os.open(_rel(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.root)
+        return os.open(backing_rel(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.root)
 
     def readdir(self, path, fh):
         # Entries need an inode number (use_ino): readdir(3) callers skip d_ino == 0.
@@ -182,7 +153,7 @@ class LossyOperations(mfusepy.Operations):
     # ---------------------------------------------------------- open / close
 
     def open(self, path, flags):
-        rel = _rel(path)
+        rel = backing_rel(path)
         if not flags & _WRITE_ACCESS:
             return self._open_fh(os.open(rel, (flags & ~_STRIP_OPEN) | os.O_CLOEXEC, dir_fd=self.root))
         with self._mutex:
@@ -194,7 +165,7 @@ class LossyOperations(mfusepy.Operations):
             return fd
 
     def create(self, path, mode, flags=os.O_WRONLY):
-        rel = _rel(path)
+        rel = backing_rel(path)
         base = (flags & ~_STRIP_OPEN) | os.O_CLOEXEC
         with self._mutex:
             self._check_alive()
@@ -239,7 +210,7 @@ class LossyOperations(mfusepy.Operations):
     def truncate(self, path, length, fh=None):
         with self._mutex:
             self._check_alive()
-            fd = fh if fh else os.open(_rel(path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.root)
+            fd = fh if fh else os.open(backing_rel(path), os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.root)
             try:
                 self.pending.record_truncate(self._key(fd), self._opener(fd), length)
                 os.ftruncate(fd, length)
@@ -303,107 +274,6 @@ class LossyOperations(mfusepy.Operations):
             self.names.commit(self.ns)
             self.counts["fsyncdirs"] += 1
             return 0
-
-    # ---------------------------------------------------------- namespace
-
-    def mknod(self, path, mode, dev):
-        with self._mutex:
-            self._check_alive()
-            os.mknod(_rel(path), mode, dev, dir_fd=self.root)
-            self.names.add(Created(_rel(path)))
-            return 0
-
-    def mkdir(self, path, mode):
-        with self._mutex:
-            self._check_alive()
-            os.mkdir(_rel(path), mode, dir_fd=self.root)
-            self.names.add(MadeDir(_rel(path)))
-            return 0
-
-    def symlink(self, target, source):
-        with self._mutex:
-            self._check_alive()
-            os.symlink(source, _rel(target), dir_fd=self.root)
-            self.names.add(Created(_rel(target)))
-            return 0
-
-    def link(self, target, source):
-        with self._mutex:
-            self._check_alive()
-            os.link(_rel(source), _rel(target), src_dir_fd=self.root, dst_dir_fd=self.root,
-                    follow_symlinks=False)
-            self.names.add(Created(_rel(target)))
-            return 0
-
-    def unlink(self, path):
-        rel = _rel(path)
-        with self._mutex:
-            self._check_alive()
-            if self._lexists(rel) is None:
-                raise mfusepy.FuseOSError(errno.ENOENT)
-            grave = self._grave()
-            self.ns.rename(rel, grave)
-            self.names.add(Removed(rel, grave))
-            return 0
-
-    def rmdir(self, path):
-        rel = _rel(path)
-        with self._mutex:
-            self._check_alive()
-            mode = os.stat(rel, dir_fd=self.root, follow_symlinks=False).st_mode
-            os.rmdir(rel, dir_fd=self.root)
-            self.names.add(RemovedDir(rel, stat.S_IMODE(mode)))
-            return 0
-
-    def rename(self, old, new, flags=0):
-        src, dst = _rel(old), _rel(new)
-        with self._mutex:
-            self._check_alive()
-            if flags & ~RENAME_NOREPLACE:   # RENAME_EXCHANGE / WHITEOUT: not modelled
-                raise mfusepy.FuseOSError(errno.EINVAL)
-            s, d = self._lexists(src), self._lexists(dst)
-            if s is None:
-                raise mfusepy.FuseOSError(errno.ENOENT)
-            if d is not None and flags & RENAME_NOREPLACE:
-                raise mfusepy.FuseOSError(errno.EEXIST)
-            if d is not None and (d.st_dev, d.st_ino) == (s.st_dev, s.st_ino):
-                return 0   # two links to one inode: rename(2) does nothing
-            displaced = None
-            if d is not None:
-                displaced = self._grave()
-                if stat.S_ISDIR(d.st_mode):
-                    if not stat.S_ISDIR(s.st_mode):
-                        raise mfusepy.FuseOSError(errno.EISDIR)
-                    self.ns.rename(dst, displaced)   # an empty dir: not atomic, but nobody can see it
-                else:
-                    os.link(dst, displaced, src_dir_fd=self.root, dst_dir_fd=self.root,
-                            follow_symlinks=False)
-            try:
-                self.ns.rename(src, dst)
-            except OSError:
-                if displaced is not None:
-                    if stat.S_ISDIR(d.st_mode):
-                        self.ns.rename(displaced, dst)
-                    else:
-                        os.unlink(displaced, dir_fd=self.root)
-                raise
-            self.names.add(Renamed(src, dst, displaced))
-            return 0
-
-    def chmod(self, path, mode):
-        self._check_alive()
-        os.chmod(_rel(path), mode, dir_fd=self.root)
-        return 0
-
-    def chown(self, path, uid, gid):
-        self._check_alive()
-        os.chown(_rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False)
-        return 0
-
-    def utimens(self, path, times=None):
-        self._check_alive()
-        os.utime(_rel(path), ns=times, dir_fd=self.root, follow_symlinks=False)
-        return 0
 
     # ---------------------------------------------------------- lifecycle / control
 
