@@ -5,7 +5,8 @@ certified with that flag on, against only the suite test that should catch
 it (``pytest suites/<module> -k <test>`` in a subprocess, the flag passed
 through ``CRUCIBLE_SUT_FAULTS``), and the run must FAIL exactly that
 requirement: pytest exit code 1 and the requirement's status ``fail`` in
-``report.json``. The clean reference, run once over the same selection, must
+``report.json`` (an order-type fault's verdict must also name the rule of
+docs/matching-rules.md it breaks). The clean reference, run once over the same selection, must
 pass every one of those requirements, so a failure is the fault's doing.
 
 A variant the reference cannot run yet (a node that refuses its flag) is
@@ -39,7 +40,13 @@ VARIANTS = {
     "ignore_wal_crc": ("test_zero_loss.py", "bitflip", "zero_loss.bitflip_wal_tail"),
     "no_gap_rerequest": ("test_exactly_once.py", "same_final_state",
                          "exactly_once.bus_faults.same_final_state"),
+    **{fault: ("test_matching_rules.py", "rule_conformance", "matching.rule_conformance")
+       for fault in ("fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
+                     "reduce_loses_priority", "replace_keeps_priority")},
 }
+#: order-type fault -> the rule of docs/matching-rules.md its failing verdict must name
+RULE_BROKEN = {"fok_partial_fill": "R6", "min_qty_ignored": "R7", "market_remainder_rests": "R8",
+               "reduce_loses_priority": "R9", "replace_keeps_priority": "R11"}
 
 
 def certify(tmp: Path, modules: list[str], expr: str, faults: str = "") -> tuple[int, dict, str]:
@@ -88,3 +95,5 @@ def test_broken_variant_fails_its_requirement(fault, tmp_path):
     assert row["status"] == "fail", (f"{fault} was not caught: {requirement} is "
                                      f"{row['status']}: {row['summary']}\n{tail}")
     assert code == 1, f"pytest exit code {code}, expected 1 (a failed requirement)\n{tail}"
+    if fault in RULE_BROKEN:
+        assert f"{RULE_BROKEN[fault]} (" in row["summary"], row["summary"]

@@ -55,7 +55,8 @@ Test-only faults (``faults:`` in the config): ``unmuted_secondary`` makes a
 secondary publish like a primary; ``no_gap_rerequest`` never sends a
 re-request, so a lost packet stalls the node. ``nondeterministic_tiebreak``
 runs ``broken_tiebreak.SaltedTiebreakEngine`` salted with the pid, so twin
-replicas diverge.
+replicas diverge; the order-type faults of ``broken_rules`` (``fok_partial_fill``
+and the others) run a broken engine class.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ from reference_impl.edges import process, transport
 from reference_impl.edges.mold_intake import MoldIntake, open_packet
 from reference_impl.edges.retransmit_ring import RetransmitRing, answer_rerequest
 from reference_impl.engine import admin as engine_admin
+from reference_impl.engine import broken_rules
 from reference_impl.engine.broken_tiebreak import SaltedTiebreakEngine
 
 MAX_PAYLOAD = 1400
@@ -119,7 +121,7 @@ class EngineAgent:
         if cfg.broken("nondeterministic_tiebreak"):
             self.engine: Engine = SaltedTiebreakEngine(cfg.instrument_table(), salt=os.getpid())
         else:
-            self.engine = Engine(cfg.instrument_table())
+            self.engine = broken_rules.engine_class(cfg)(cfg.instrument_table())
         self.receiver = Receiver(next_seq=1, retransmit_after_ns=RETRY_NS)
         self.tracker = EmittedTracker()
         self.in_session = cfg.input_stream.session.encode("ascii")
