@@ -34,7 +34,7 @@ HOST = "127.0.0.1"
 #: The test-only broken variants a ``faults:`` list may switch on (docs/config.md): the one list
 #: of their names, which loading checks and ``ClusterConfig.broken`` asks.
 BROKEN_VARIANTS = ("ack_before_durable", "skip_dedup", "nondeterministic_tiebreak", "unmuted_secondary",
-                   "ignore_wal_crc", "no_gap_rerequest",
+                   "ignore_wal_crc", "no_gap_rerequest", "seq_without_message", "stall_after_fault",
                    "fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
                    "reduce_loses_priority", "replace_keeps_priority")
 

@@ -4,19 +4,25 @@
 stored WAL where the SUT offers ``wal``, else its journal), ``wal_orders``
 the orders in it (what survived a fault), ``engine_digests`` each engine's
 digest, ``published_outputs`` every output stream on the bus (where the
-SUT offers ``output_streams``), and ``replay_end`` the final state of an
-offline replay by the SUT's own engine (``offline_replay``). Everything here
-gathers evidence; nothing judges it.
+SUT offers ``output_streams``), ``replay_end`` the final state of an
+offline replay by the SUT's own engine (``offline_replay``), and
+``liveness_evidence`` what ``check_liveness`` judges once a fault window
+closed. Everything here gathers evidence; nothing judges it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from _support import engines, na, safe_digest, unknown
+from _doors import http_door
+from _support import component, engines, na, safe_digest, settle, sub_history, unknown
 
 from harness.checkers.zero_loss import wal_orders_from_records
+from harness.clients.settle import open_orders
+from harness.clients.settle import settle as order_fates
+from harness.history import History
 from harness.sut.base import Sut, SutError, journal_orders
 from reference_impl.core import sequenced_codec
 from reference_impl.core.messages import Sequenced
@@ -97,3 +103,58 @@ def replay_end(sut: Sut, entries: list[dict], work: Path) -> dict:
     if not isinstance(end, dict) or end.get("type") != "end":
         unknown("the offline replay's last output line is not the end line")
     return end
+
+
+LIVENESS_BOUND_S = 10.0  #: after a fault window, the time every component has to reach the head
+FATE_DEADLINE_S = 3.0  #: the time the SUT has to name the final state of an open order
+
+
+def probe_order(sut: Sut, token: str) -> dict[str, Any] | None:
+    """One immediate-or-cancel buy at one tick, through the HTTP door.
+
+    Below every ask and resting nowhere, it leaves the books as they were.
+    ``accepted``: the answer holds its acceptance. None without an HTTP door.
+    """
+    if not sut.endpoints().get("http"):
+        return None
+    account, password = next(iter(sut.accounts().items()))
+    symbol = next(iter(sut.instruments()), "ACME")
+    body = {"token": token, "symbol": symbol, "side": "B", "qty": 1, "tif": "IOC",
+            "price": sut.instruments().get(symbol, 100)}
+    with http_door(sut, (account, password), timeout_s=5.0) as door:
+        try:
+            reply = door.request("POST", "/v1/orders", body)
+        except OSError as exc:
+            return {"token": token, "accepted": False, "status": None, "error": str(exc)}
+    outputs = reply.doc().get("outputs", []) if reply.status == 200 else []
+    accepted = any(o.get("type") == "accepted" and o.get("token") == token for o in outputs)
+    return {"token": token, "accepted": accepted, "status": reply.status,
+            "outputs": [o.get("type") for o in outputs]}
+
+
+def liveness_evidence(sut: Sut, history: History, since: int,
+                      progress: dict[str, Any] | None = None,
+                      bound_s: float = LIVENESS_BOUND_S) -> dict[str, Any]:
+    """What ``check_liveness`` judges for the trial whose ops start at ``since``.
+
+    Waits up to ``bound_s`` for every replica and the logger to reach the
+    sequencer's head (``progress``: the trial's own ``settle`` result, which
+    waited ``bound_s`` already), sends a probe order, and asks the SUT the
+    final state of every order the trial left open (``info`` or never
+    completed).
+    """
+    if progress is None:
+        progress = settle(sut, timeout_s=bound_s)
+    reached = dict(progress.get("applied") or {})
+    logger = component(sut, "logger")
+    if logger is not None and sut.offers("digest"):
+        digest = safe_digest(sut, logger)
+        if digest is None or "durable_seq" in digest:  # silent, or names what it wrote
+            reached[logger] = progress.get("durable")
+    ops = sub_history(history, since)
+    probe = probe_order(sut, f"LV{len(history.ops)}")
+    fates: dict = {}
+    if open_orders(ops) and sut.endpoints().get("http"):
+        fates = order_fates(sut, ops, deadline_s=FATE_DEADLINE_S)
+    return {"head": progress.get("head"), "reached": reached, "probe": probe, "ops": ops,
+            "fates": fates, "bound_s": bound_s}

@@ -17,6 +17,15 @@ One SUT for the module, built with the fault-injecting relay on the input bus
   counter must show that something was resent: a counter that reads 0 or
   cannot be read is UNKNOWN; a SUT that exposes no resend counter is N/A
   (``require_resends``). A request sequenced twice fails regardless.
+- **Liveness.** After each fault window every replica and the logger must
+  reach the sequencer's head, a probe order must be accepted and every order
+  of the trial must settle (``check_liveness``, joined into the trial's
+  verdicts): a fault that leaves the exchange stalled fails the trial.
+- **Sequence continuity.** Last, after a short load of its own, every seq
+  the sequencer handed out must be in the sequenced input (the stored WAL,
+  else the journal) exactly once and in order, each record holding its own
+  seq (``check_wal_continuity`` up to the sequencer's head): no seq consumed
+  without a message, none reused, over everything the module sequenced.
 """
 
 from __future__ import annotations
@@ -25,7 +34,14 @@ import time
 
 import _support as s
 import pytest
-from _evidence import engine_digests, published_outputs, replay_end, sequenced_messages
+from _evidence import (
+    engine_digests,
+    liveness_evidence,
+    published_outputs,
+    replay_end,
+    sequenced_messages,
+    wal_records,
+)
 from _load import Load, workload
 
 from harness.checkers import (
@@ -34,14 +50,20 @@ from harness.checkers import (
     check_same_final_state,
     check_sequenced_once,
 )
-from harness.checkers.continuity import check_stream_coverage
+from harness.checkers.continuity import check_stream_coverage, check_wal_continuity
 from harness.checkers.exactly_once import require_resends
+from harness.checkers.liveness import check_liveness, with_liveness
+from harness.checkers.verdict import too_thin
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
 from harness.sut.base import NotSupported, SutError
 
 BUS_WINDOW_BASE_S = 5.0  #: the faulty load stops issuing after this plus 10 ms per order
 PAUSE_S = 0.7  #: sequencer pause: over three of the reference gateway's 200 ms resends
 RESEND_ORDERS = 80
+RESEND_WINDOW_S = 3.0  #: the resend load stops issuing then (a stalled SUT must not stall the suite)
+SETTLE_S = 10.0  #: after the bus faults, the time every component has to reach the head
+RESEND_SETTLE_S = 5.0  #: after the pause (nothing was lost), the same
+CONTINUITY_ORDERS = 40  #: enough to cross a seq a skipping sequencer would consume
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +95,19 @@ def bus_trial(eo_sut, seed, profile, history):
         sut.set_bus_faults(rates)
         stats = Load(sut, history, flow, workers=4).run(orders, duration_s=window_s)
         sut.set_bus_faults(CLEAN)
-    settled = s.settle(sut, timeout_s=10.0)
+    settled = s.settle(sut, timeout_s=SETTLE_S)
+    live = check_liveness(**liveness_evidence(sut, history, since, settled, SETTLE_S),
+                          requirement="exactly_once.bus_faults.liveness")
     return {"sut": sut, "since": since, "load": stats.as_dict(), "settled": settled,
-            "relay": sut.bus_fault_counts(), "rates": profile.get("relay", {})}
+            "relay": sut.bus_fault_counts(), "rates": profile.get("relay", {}), "liveness": live}
 
 
-def _faults_injected(trial: dict) -> None:
+def judge_bus_trial(v, trial: dict) -> None:
+    """Judge ``v`` with the trial's liveness; UNKNOWN (unless it fails) when no fault was injected."""
     r = trial["relay"]
     if not (r["dropped"] or r["duplicated"] or r["reordered"]):
-        s.unknown(f"the relay injected no fault (counts {r}); nothing was shown")
+        v = too_thin(v, f"the relay injected no fault (counts {r}); nothing was shown")
+    s.judge(with_liveness(v, trial["liveness"]))
 
 
 @pytest.mark.requirement("exactly_once.bus_faults.same_final_state",
@@ -90,7 +116,6 @@ def _faults_injected(trial: dict) -> None:
 def test_bus_faults_same_final_state(bus_trial, tmp_path):
     sut = bus_trial["sut"]
     s.require_features(sut, "digest", "journal", "offline_replay")
-    _faults_injected(bus_trial)
     head = s.sequenced_head(sut)
     clean = clean_replay(sut, head, tmp_path)
     verdicts = []
@@ -99,8 +124,8 @@ def test_bus_faults_same_final_state(bus_trial, tmp_path):
             clean, digest, requirement=f"exactly_once.bus_faults.same_final_state.{name}"))
     v = s.fold(verdicts, "exactly_once.bus_faults.same_final_state")
     if head is not None and clean["applied_seq"] < head:
-        v = type(v).unknown(v.requirement, f"the journal ends at seq {clean['applied_seq']}, "
-                            f"before the sequencer's head {head}", v.evidence)
+        v = too_thin(v, f"the journal ends at seq {clean['applied_seq']}, before the "
+                     f"sequencer's head {head}")
     v.evidence.update(clean=clean, head=head, relay=bus_trial["relay"], load=bus_trial["load"],
                       settled=bus_trial["settled"])
     if v.status == "pass":
@@ -109,7 +134,7 @@ def test_bus_faults_same_final_state(bus_trial, tmp_path):
                            f"{clean['applied_seq']} with the clean replay's state hash (relay "
                            f"dropped {r['dropped']}, duplicated {r['duplicated']}, reordered "
                            f"{r['reordered']} datagrams)", v.evidence)
-    s.judge(v)
+    judge_bus_trial(v, bus_trial)
 
 
 @pytest.mark.requirement("exactly_once.bus_faults.reported_once",
@@ -117,7 +142,6 @@ def test_bus_faults_same_final_state(bus_trial, tmp_path):
                                "on the output bus and to clients")
 def test_bus_faults_reported_once(bus_trial, history):
     sut = bus_trial["sut"]
-    _faults_injected(bus_trial)
     ops = s.sub_history(history, bus_trial["since"])
     verdicts = [check_history_once(ops, requirement="exactly_once.reported_once.clients")]
     client_outputs = [o for op in ops if op.type == "ok" for o in op.value.get("outputs", [])]
@@ -135,7 +159,7 @@ def test_bus_faults_reported_once(bus_trial, history):
     v = s.fold(verdicts, "exactly_once.bus_faults.reported_once")
     v.evidence.update(publishers=sorted(streams), relay=bus_trial["relay"],
                       load=bus_trial["load"], stream_coverage=coverage)
-    s.judge(v)
+    judge_bus_trial(v, bus_trial)
 
 
 @pytest.mark.requirement("exactly_once.gateway_resend.sequenced_once",
@@ -147,17 +171,21 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     if sequencer is None:
         s.na(f"{sut.name} names no sequencer component to pause")
     gateway = s.component(sut, "gateway")
+    since = len(history.ops)
     before, offered, why = gateway_resends(sut, gateway)
     flow = workload(sut, seed + 2, profile, prefix="R")
     with s.fault(history, "pause-sequencer", component=sequencer, seconds=PAUSE_S):
         sut.pause(sequencer)  # first: every request of the burst waits unsequenced
         try:
-            load = Load(sut, history, flow, workers=8, timeout_s=5.0).start(RESEND_ORDERS)
+            load = Load(sut, history, flow, workers=8, timeout_s=5.0).start(
+                RESEND_ORDERS, duration_s=RESEND_WINDOW_S)
             time.sleep(PAUSE_S)
         finally:
             sut.resume(sequencer)
     stats = load.join(30.0)
-    settled = s.settle(sut, timeout_s=10.0)
+    settled = s.settle(sut, timeout_s=RESEND_SETTLE_S)
+    live = check_liveness(**liveness_evidence(sut, history, since, settled, RESEND_SETTLE_S),
+                          requirement="exactly_once.gateway_resend.liveness")
     after, offered_after, why_after = gateway_resends(sut, gateway)
     offered = offered and offered_after
     why = why or why_after
@@ -165,7 +193,26 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     v = check_sequenced_once(sequenced_messages(sut),
                              requirement="exactly_once.gateway_resend.sequenced_once")
     v.evidence.update(load=stats.as_dict(), settled=settled["settled"], pause_s=PAUSE_S)
-    s.judge(require_resends(v, resends, offered=offered, reason=why))
+    s.judge(with_liveness(require_resends(v, resends, offered=offered, reason=why), live))
+
+
+@pytest.mark.requirement("exactly_once.sequence_continuity",
+                         title="every seq the sequencer hands out is in the sequenced input "
+                               "once, in order, holding its own message")
+def test_sequence_continuity(eo_sut, seed, profile, history):
+    """Runs last: the sequenced input then holds everything the module's trials sent."""
+    sut = eo_sut
+    flow = workload(sut, seed + 3, profile, prefix="C")
+    stats = Load(sut, history, flow, workers=8).run(CONTINUITY_ORDERS)
+    settled = s.settle(sut, timeout_s=5.0)
+    head = s.sequenced_head(sut)
+    v = check_wal_continuity(wal_records(sut), first=1, last=head,
+                             requirement="exactly_once.sequence_continuity")
+    if head is None:
+        v = too_thin(v, f"{sut.name} names no sequencer head: a seq consumed without a "
+                     "message could not be seen")
+    v.evidence.update(load=stats.as_dict(), settled=settled["settled"], head=head)
+    s.judge(v)
 
 
 def gateway_resends(sut, gateway: str | None) -> tuple[int | None, bool, str]:

@@ -12,6 +12,9 @@ N/A where the SUT offers no ``wal_damage``).
   told is accepted must be in the WAL that survives (read before the
   component comes back) and in the recovered state (each account's orders
   from the HTTP door once the component is restarted and the SUT settled).
+  After the window the exchange must be live again (``check_liveness``,
+  joined into the trial's verdict): every replica and the logger at the
+  sequencer's head, a probe order accepted, every order of the trial settled.
 - **torn / bit-flipped WAL tail.** The logger is killed, the last record of
   the last segment is cut short (the file truncated inside it) or has one
   bit flipped; ``crucible wal verify`` must report it, and the restarted
@@ -31,10 +34,11 @@ from __future__ import annotations
 import _support as s
 import pytest
 from _doors import http_door, http_url
-from _evidence import wal_orders
+from _evidence import liveness_evidence, wal_orders
 from _load import Load, rate, start_fault_load, workload
 
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
+from harness.checkers.liveness import check_liveness, with_liveness
 from harness.checkers.zero_loss import check_corrupt_middle_refused
 from harness.profiles import scheduled
 from harness.sut.base import SutError
@@ -98,7 +102,9 @@ def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verd
     v.evidence.update(component=name, load_before=before.as_dict(), load_during=after.as_dict(),
                       settled=settled["settled"], wal_orders=len(surviving),
                       recovered_orders=None if recovered is None else len(recovered))
-    return v
+    live = check_liveness(**liveness_evidence(sut, history, since, settled, s.SETTLE_TIMEOUT_S),
+                          requirement=f"{rid}.trial{trial}.liveness")
+    return with_liveness(v, live)
 
 
 def _acked_keys(ops) -> set:

@@ -50,12 +50,13 @@ def _ranges(missing: Iterable[int]) -> list[list[int]]:
 
 
 def sequence_faults(seqs: Sequence[int], first_seq: int | None = 1,
-                    ordered: bool = True) -> dict[str, Any]:
+                    ordered: bool = True, last_seq: int | None = None) -> dict[str, Any]:
     """The raw findings for ``seqs``: gaps (ranges), reused seqs, order breaks.
 
     Shared by ``check_sequence`` and the exactly-once checker. Gaps are
     counted from ``first_seq`` (or the lowest seq when ``first_seq`` is None)
-    to the highest seq seen.
+    to the highest seq seen, or to ``last_seq`` (the seq the stream must
+    reach: the sequencer's head) when that is higher.
     """
     seen: set[int] = set()
     reused: list[int] = []
@@ -78,15 +79,16 @@ def sequence_faults(seqs: Sequence[int], first_seq: int | None = 1,
     high = max(seen) if seen else None
     start = first_seq if first_seq is not None else low
     below = sorted(s for s in seen if start is not None and s < start)
+    end = high if last_seq is None or (high is not None and high >= last_seq) else last_seq
     gap_runs: list[list[int]] = []
     missing_count = 0
-    if start is not None and high is not None and high >= start:
-        missing = (s for s in range(start, high + 1) if s not in seen)
+    if start is not None and end is not None and end >= start:
+        missing = (s for s in range(start, end + 1) if s not in seen)
         gap_runs = _ranges(missing)
         missing_count = sum(hi - lo + 1 for lo, hi in gap_runs)
     return {
         "count": len(seqs), "distinct": len(seen), "first_expected": start,
-        "lowest": low, "highest": high,
+        "last_expected": last_seq, "lowest": low, "highest": high,
         "gaps": gap_runs[:MAX_EXAMPLES], "gap_count": len(gap_runs), "missing_count": missing_count,
         "reused": reused, "reuse_count": reuse_count,
         "below_first": first(below), "below_first_count": len(below),
@@ -99,8 +101,11 @@ def _describe(f: dict[str, Any]) -> list[str]:
     if f["gap_count"]:
         lo, hi = f["gaps"][0]
         where = f"{lo}" if lo == hi else f"{lo}..{hi}"
+        short = f["last_expected"] is not None and (f["highest"] or 0) < f["last_expected"]
         problems.append(f"{f['missing_count']} seqs missing in {f['gap_count']} gaps "
-                        f"(first: {where})")
+                        f"(first: {where})" + (f"; the sequencer handed out seqs to "
+                                               f"{f['last_expected']}, the stream stops at "
+                                               f"{f['highest']}" if short else ""))
     if f["reuse_count"]:
         problems.append(f"{f['reuse_count']} reuses (first: seq {f['reused'][0]})")
     if f["below_first_count"]:
@@ -113,34 +118,40 @@ def _describe(f: dict[str, Any]) -> list[str]:
 
 
 def check_sequence(seqs: Sequence[int], first: int | None = 1, ordered: bool = True,
-                   requirement: str = REQUIREMENT, what: str = "seqs") -> Verdict:
-    """Every seq from ``first`` to the highest seen, exactly once (and in order).
+                   requirement: str = REQUIREMENT, what: str = "seqs",
+                   last: int | None = None) -> Verdict:
+    """Every seq from ``first`` to the highest seen (or ``last``), exactly once (and in order).
 
     ``first=None`` accepts any starting seq (a WAL whose old segments were
-    truncated after a snapshot). No seqs at all is UNKNOWN.
+    truncated after a snapshot). ``last``: the sequencer's head, so a seq it
+    handed out that never reached the stream counts as missing (a seq
+    consumed without a message). No seqs at all is UNKNOWN, unless ``last``
+    shows seqs were handed out: then they are all missing.
     """
     seqs = list(seqs)
-    f = sequence_faults(seqs, first, ordered)
-    if not seqs:
-        return Verdict.unknown(requirement, f"no {what} to check", f)
+    f = sequence_faults(seqs, first, ordered, last)
     problems = _describe(f)
     if problems:
         return Verdict.failed(requirement, f"{what}: " + "; ".join(problems), f)
+    if not seqs:
+        return Verdict.unknown(requirement, f"no {what} to check", f)
     return Verdict.passed(
         requirement, f"{f['count']} {what}, {f['lowest']}..{f['highest']}, no gaps, no reuse", f)
 
 
 def check_wal_continuity(records: Iterable[Any], first: int | None = 1,
                          check_payload_seq: bool = True,
-                         requirement: str = WAL_REQUIREMENT) -> Verdict:
+                         requirement: str = WAL_REQUIREMENT, last: int | None = None) -> Verdict:
     """The WAL's record seqs are continuous and unique, and each record holds its own seq.
 
     ``check_payload_seq`` compares the header seq with the payload's leading
     u64 (the sequenced codec's ``seq``); turn it off for a WAL whose payload
-    is in another format.
+    is in another format. ``last``: the sequencer's head, once the WAL had
+    time to reach it (``check_sequence``).
     """
     pairs = [record_seq_payload(r) for r in records]
-    verdict = check_sequence([s for s, _ in pairs], first, True, requirement, "WAL records")
+    verdict = check_sequence([s for s, _ in pairs], first, True, requirement, "WAL records",
+                             last)
     if not check_payload_seq or not pairs:
         return verdict
     mismatched = []

@@ -31,12 +31,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reference_impl.core.messages import CLIENT_BODIES, Sequenced
-from reference_impl.core.replay_format import output_to_json
-
 from harness.history import FAIL as OP_FAIL
 from harness.history import OK as OP_OK
 from harness.history import Op, pairs
+from reference_impl.core.messages import CLIENT_BODIES, Sequenced
+from reference_impl.core.replay_format import output_to_json
 
 from .continuity import sequence_faults
 from .determinism import hex_hash
@@ -260,19 +259,20 @@ def check_same_final_state(clean: Any, faulty: Any, requirement: str = FINAL_STA
 
     Each side is a state hash (hex or bytes) or a digest
     ``{"applied_seq", "state_hash"}``; with digests the applied seqs must match
-    too. A missing side is UNKNOWN.
+    too. Different applied seqs FAIL even without a hash; otherwise a
+    missing hash is UNKNOWN.
     """
     clean_seq, clean_hash = _state(clean)
     faulty_seq, faulty_hash = _state(faulty)
     evidence = {"clean_hash": clean_hash, "faulty_hash": faulty_hash,
                 "clean_applied_seq": clean_seq, "faulty_applied_seq": faulty_seq}
+    if clean_seq is not None and faulty_seq is not None and clean_seq != faulty_seq:
+        return Verdict.failed(requirement, f"the faulty run ended at seq {faulty_seq}, the "
+                              f"clean run at {clean_seq}", evidence)
     if clean_hash is None or faulty_hash is None:
         missing = "clean" if clean_hash is None else "faulty"
         return Verdict.unknown(requirement, f"no final state hash from the {missing} run",
                                evidence)
-    if clean_seq is not None and faulty_seq is not None and clean_seq != faulty_seq:
-        return Verdict.failed(requirement, f"the faulty run ended at seq {faulty_seq}, the "
-                              f"clean run at {clean_seq}", evidence)
     if clean_hash != faulty_hash:
         return Verdict.failed(requirement, "the faulty run's final state hash differs from "
                               "the clean run's", evidence)

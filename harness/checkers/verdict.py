@@ -8,7 +8,9 @@ about). ``evidence`` is plain JSON data: counts, and at most
 ``MAX_EXAMPLES`` counterexamples of each kind, so a report can show why.
 
 ``combine`` folds several verdicts into one: fail beats unknown beats pass;
-``n/a`` is ignored unless every part is ``n/a``. ``exit_code`` is the
+``n/a`` is ignored unless every part is ``n/a``. ``too_thin`` withholds a pass
+for lack of evidence but keeps a fail: a checker judges the problems its
+evidence shows before it asks whether that evidence is enough. ``exit_code`` is the
 ``crucible certify`` exit code (0 all pass or n/a, 1 any fail, 2 none fail but
 some unknown). In pytest, ``enforce`` turns a verdict into the issue's
 outcome: a pass returns, a fail fails the test, unknown and n/a are skips
@@ -30,7 +32,7 @@ _RANK = {PASS: 0, UNKNOWN: 1, FAIL: 2}
 
 __all__ = [
     "FAIL", "MAX_EXAMPLES", "NA", "PASS", "STATUSES", "UNKNOWN", "Verdict",
-    "combine", "enforce", "exit_code", "first", "status_from_skip_reason",
+    "combine", "enforce", "exit_code", "first", "status_from_skip_reason", "too_thin",
 ]
 
 
@@ -114,6 +116,17 @@ def combine(verdicts: Iterable[Verdict], requirement: str | None = None) -> Verd
     else:
         summary = "; ".join(f"{v.requirement}: {v.summary}" for v in counted if v.status == status)
     return Verdict(name, status, summary, evidence)
+
+
+def too_thin(verdict: Verdict, reason: str) -> Verdict:
+    """UNKNOWN for ``reason`` (too little evidence to pass), unless ``verdict`` FAILS or is N/A.
+
+    Problems are judged before thinness: what the evidence shows broken stays
+    a FAIL however thin the rest of it is; thinness only withholds a PASS.
+    """
+    if verdict.status in (FAIL, NA):
+        return verdict
+    return Verdict.unknown(verdict.requirement, reason, verdict.evidence)
 
 
 def exit_code(verdicts: Iterable[Verdict]) -> int:

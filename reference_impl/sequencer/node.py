@@ -30,6 +30,15 @@ Published bytes are the gateway's frame with seq and ts written into its
 first 16 bytes: ``sequenced_codec`` frames are canonical (decode then encode
 gives the same bytes), so this is exactly ``encode(sequenced)`` without a
 re-encode on the hot path.
+
+Test-only faults (``faults:`` in the config): ``skip_dedup`` sequences a
+resend the core refused; ``seq_without_message`` consumes every
+``SKIP_EVERY``-th seq without publishing a message for it (every receiver
+then waits at that hole for good); ``stall_after_fault`` stops publishing
+anything (data, heartbeats, status) after a turn that came more than
+``STALL_GAP_NS`` after the previous one, as after a SIGSTOP: requests are
+still taken and sequenced, so the head moves on while nothing reaches the
+engines or the logger.
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ INITIAL_EPOCH = 1  #: the cluster starts in epoch 1; the first LeaderChange must
 COMPONENT_ID = 0
 STATUS_MIN_NS = 1_000_000  #: at most one SequencerStatus per ms while publishing
 _SEQ_TS = struct.Struct(">QQ")
+SKIP_EVERY = 32  #: fault seq_without_message: the seq after every 32nd is consumed silently
+STALL_GAP_NS = 400_000_000  #: fault stall_after_fault: a turn this late means "paused"
 
 
 class SequencerAgent:
@@ -63,6 +74,10 @@ class SequencerAgent:
         self.core = Sequencer(next_seq=1, epoch=INITIAL_EPOCH)
         self.ring = RetransmitRing(cfg.capacity)
         self.skip_dedup = cfg.broken("skip_dedup")
+        self.skip_every = SKIP_EVERY if cfg.broken("seq_without_message") else 0
+        self.stall_after_pause = cfg.broken("stall_after_fault")
+        self.stalled = False
+        self.turn_ns = time.monotonic_ns()
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
         self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
         self.admin_sock = transport.bind_udp(cfg.sequencer.admin_port)
@@ -106,6 +121,8 @@ class SequencerAgent:
         frame = bytearray(data)
         _SEQ_TS.pack_into(frame, 0, seq, ts)
         self._append(seq, bytes(frame))
+        if self.skip_every and seq % self.skip_every == 0:
+            self._consume_without_message()
 
     def _stamp_without_dedup(self, now: int) -> tuple[int, int]:
         """Fault ``skip_dedup`` (test-only): sequence a resend the core refused."""
@@ -115,6 +132,18 @@ class SequencerAgent:
         ts = max(now, core.last_ts)
         core.last_ts = ts
         return seq, ts
+
+    def _consume_without_message(self) -> None:
+        """Fault ``seq_without_message`` (test-only): take the next seq, publish nothing for it."""
+        self.publish_pending()
+        self.core.next_seq += 1
+        self.published_seq += 1
+
+    def _note_turn(self, now: int) -> None:
+        """Fault ``stall_after_fault`` (test-only): a late turn (a pause) stalls the stream."""
+        if now - self.turn_ns > STALL_GAP_NS:
+            self.stalled = True
+        self.turn_ns = now
 
     def _append(self, seq: int, frame: bytes) -> None:
         self.ring.put(seq, frame)
@@ -205,6 +234,8 @@ class SequencerAgent:
         on_request = self.on_request
         while not stop.is_set:
             now = time.monotonic_ns()
+            if self.stall_after_pause:
+                self._note_turn(now)
             idle_ns = self.last_send_ns + self.heartbeat_ns - now
             if self.pacer.owed:
                 idle_ns = min(idle_ns, self.pacer.wake_ns() - now)
@@ -218,7 +249,10 @@ class SequencerAgent:
                     rerequests.append((data, addr))
                 else:
                     process.answer_admin(sock, data, addr, self.on_admin)
-            if self.pending:
+            if self.stalled:  # sends nothing, and idles as if it had
+                self.pending.clear()
+                self.last_send_ns = time.monotonic_ns()
+            elif self.pending:
                 self.publish_pending()
             else:
                 now = time.monotonic_ns()
