@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from _doors import http_url, ouch_address
@@ -49,7 +50,7 @@ class Layout:
                               if f"NOSYM{n}" not in self.instruments)
 
     def prefix(self, i: int) -> str:
-        return f"{self.door[0].upper()}{i:02d}{self.nonce}"
+        return f"{self.door[0].upper()}{i:03d}{self.nonce}"
 
     def symbol(self, i: int) -> str:
         return self.symbols[i % len(self.symbols)]
@@ -109,31 +110,42 @@ def send(client: HttpClient | OuchClient, lay: Layout, i: int, step: Step) -> An
                             "market" if price is None else "limit", f["tif"], f["min_qty"])
 
 
+def play(clients: dict[str, Any], lay: Layout, i: int, steps: Sequence[Step]) -> str | None:
+    """Send ``steps`` in order, each after the last one's answer; why it stopped, if it did."""
+    for n, step in enumerate(steps):
+        result = send(clients[step.account], lay, i, step)
+        if result.type == INFO:
+            return (f"step {n + 1} ({step.kind} {step.fields.get('token')}) got no answer: "
+                    f"{result.value.get('reason') or result.value.get('status')}")
+    return None
+
+
+def events_of(seen: dict[str, list[dict]], prefix: str) -> dict[str, list[list]]:
+    """Each account's events on the tokens that start with ``prefix``, normalized."""
+    return {a: [normalize(o, prefix) for o in outs if str(o.get("token", "")).startswith(prefix)]
+            for a, outs in seen.items()}
+
+
+def door_accounts(sut: Sut) -> dict[str, tuple[str, str]]:
+    """Scenario account (A, B, C) -> the SUT's (account, password)."""
+    return dict(zip(ACCOUNTS, list(sut.accounts().items())[:len(ACCOUNTS)]))
+
+
 def run_door(sut: Sut, door: str, history: History, nonce: str) -> list[dict[str, Any]]:
     """Every scenario through ``door``; one result dict per scenario (see the module doc)."""
-    accounts = dict(zip(ACCOUNTS, list(sut.accounts().items())[:len(ACCOUNTS)]))
     lay = Layout(sut, door, nonce)
     with contextlib.ExitStack() as stack:
-        clients, read = open_door(sut, door, accounts, history, stack)
+        clients, read = open_door(sut, door, door_accounts(sut), history, stack)
         results = []
         for i, sc in enumerate(SCENARIOS):
-            unknown = None
-            for n, step in enumerate(sc.steps):
-                result = send(clients[step.account], lay, i, step)
-                if result.type == INFO:
-                    unknown = (f"step {n + 1} ({step.kind} {step.fields.get('token')}) got no "
-                               f"answer: {result.value.get('reason') or result.value.get('status')}")
-                    break
             results.append({"rule": sc.rule, "title": sc.title, "door": door,
                             "prefix": lay.prefix(i), "expected": lay.expected(i, sc),
-                            "unknown": unknown})
-        want = {a: sum(len(r["expected"].get(a, ())) for r in results) for a in accounts}
+                            "unknown": play(clients, lay, i, sc.steps)})
+        want = {a: sum(len(r["expected"].get(a, ())) for r in results) for a in clients}
         seen = read(want)
     for r in results:
-        pre = r.pop("prefix")
-        r["seen"] = {a: [normalize(o, pre) for o in outs if str(o.get("token", "")).startswith(pre)]
-                     for a, outs in seen.items() if a in r["expected"] or any(
-                         str(o.get("token", "")).startswith(pre) for o in outs)}
+        r["seen"] = {a: evs for a, evs in events_of(seen, r.pop("prefix")).items()
+                     if evs or a in r["expected"]}
     return results
 
 
