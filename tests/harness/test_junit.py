@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 
 from harness.report.junit import UNKNOWN_TYPE, junit_properties, mark_unknown_as_error
@@ -45,7 +46,8 @@ def test_junit_properties_name_the_run():
     assert [k for k, _ in junit_properties(None, 7, "x.yaml", "p")] == ["seed", "sut", "profile"]
 
 
-def test_certify_writes_the_junit_ci_reads(tmp_path):
+def test_certify_writes_the_junit_ci_reads(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "test_kit", raising=False)   # a plain pytest.main run may leave it
     code, _, latest, _, _ = certify(tmp_path, make_suite(tmp_path, "pass", "unknown", "na"), seed=9)
     assert code == 2
     got = cases(latest.resolve() / "junit.xml")
