@@ -98,3 +98,24 @@ def test_stream_missing_what_the_ring_dropped_is_unknown():
 
 def test_no_stream_is_unknown():
     assert check_stream_coverage({}).status == "unknown"
+
+
+def test_seqs_the_sequencer_handed_out_but_the_stream_lacks_fail():
+    """A seq consumed without a message: every receiver stops at the hole; the head went on."""
+    v = check_wal_continuity([_rec(s) for s in range(1, 33)], last=50)
+    assert v.status == "fail"
+    assert "18 seqs missing" in v.summary and "first: 33..50" in v.summary
+    assert "handed out seqs to 50, the stream stops at 32" in v.summary
+    assert v.evidence["last_expected"] == 50
+
+
+def test_a_head_at_or_below_the_highest_seq_adds_nothing():
+    assert check_wal_continuity([_rec(s) for s in (1, 2, 3)], last=3).status == "pass"
+    assert check_sequence([1, 2, 3], last=2).status == "pass"
+
+
+def test_no_seqs_but_a_head_fails_rather_than_unknown():
+    v = check_sequence([], last=4)
+    assert v.status == "fail" and "4 seqs missing" in v.summary
+    assert check_sequence([], last=None).status == "unknown"
+    assert check_sequence([], last=0).status == "unknown"

@@ -156,6 +156,10 @@ def test_same_final_state_digests_compare_applied_seq():
     assert check_same_final_state(clean, dict(clean)).status == "pass"
     v = check_same_final_state(clean, {"applied_seq": 99, "state_hash": "ab" * 32})
     assert v.status == "fail" and "seq 99" in v.summary
+    # problems before thinness: different seqs fail even when a hash is missing
+    v = check_same_final_state(clean, {"applied_seq": 99, "state_hash": None})
+    assert v.status == "fail" and "seq 99" in v.summary
+    assert check_same_final_state(clean, {"applied_seq": 100}).status == "unknown"
 
 
 # ----------------------------------------------------------- history once

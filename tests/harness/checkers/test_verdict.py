@@ -13,6 +13,7 @@ from harness.checkers.verdict import (
     exit_code,
     first,
     status_from_skip_reason,
+    too_thin,
 )
 
 P = Verdict.passed("a", "fine", {"n": 3})
@@ -76,3 +77,12 @@ def test_enforce_maps_to_pytest_outcomes():
 def test_first_bounds_examples():
     assert first(range(100)) == list(range(10))
     assert first([1, 2], 5) == [1, 2]
+
+
+def test_too_thin_withholds_a_pass_but_keeps_a_fail_and_na():
+    v = too_thin(P, "only 2 resends")
+    assert v.status == UNKNOWN and v.summary == "only 2 resends" and v.evidence == {"n": 3}
+    assert v.requirement == "a"
+    assert too_thin(F, "thin") is F
+    assert too_thin(N, "thin") is N
+    assert too_thin(U, "thinner").summary == "thinner"
