@@ -107,6 +107,7 @@ def replay_end(sut: Sut, entries: list[dict], work: Path) -> dict:
 
 LIVENESS_BOUND_S = 10.0  #: after a fault window, the time every component has to reach the head
 FATE_DEADLINE_S = 3.0  #: the time the SUT has to name the final state of an open order
+PROBE_TIMEOUT_S = 2.0  #: the time a live exchange has to answer the probe order
 
 
 def probe_order(sut: Sut, token: str) -> dict[str, Any] | None:
@@ -121,7 +122,7 @@ def probe_order(sut: Sut, token: str) -> dict[str, Any] | None:
     symbol = next(iter(sut.instruments()), "ACME")
     body = {"token": token, "symbol": symbol, "side": "B", "qty": 1, "tif": "IOC",
             "price": sut.instruments().get(symbol, 100)}
-    with http_door(sut, (account, password), timeout_s=5.0) as door:
+    with http_door(sut, (account, password), timeout_s=PROBE_TIMEOUT_S) as door:
         try:
             reply = door.request("POST", "/v1/orders", body)
         except OSError as exc:

@@ -12,9 +12,6 @@ N/A where the SUT offers no ``wal_damage``).
   told is accepted must be in the WAL that survives (read before the
   component comes back) and in the recovered state (each account's orders
   from the HTTP door once the component is restarted and the SUT settled).
-  After the window the exchange must be live again (``check_liveness``,
-  joined into the trial's verdict): every replica and the logger at the
-  sequencer's head, a probe order accepted, every order of the trial settled.
 - **torn / bit-flipped WAL tail.** The logger is killed, the last record of
   the last segment is cut short (the file truncated inside it) or has one
   bit flipped; ``crucible wal verify`` must report it, and the restarted
@@ -27,6 +24,10 @@ N/A where the SUT offers no ``wal_damage``).
   would drop durable records (``check_corrupt_middle_refused``). The WAL is
   then put back and the logger restarted. Scheduled when the profile lists
   ``bitflip-wal-middle`` or ``bitflip-wal-tail``.
+
+After every fault window the exchange must be live again (``check_liveness``,
+joined into the trial's verdict): every replica and the logger at the
+sequencer's head, a probe order accepted, every order of the trial settled.
 """
 
 from __future__ import annotations
@@ -102,9 +103,13 @@ def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verd
     v.evidence.update(component=name, load_before=before.as_dict(), load_during=after.as_dict(),
                       settled=settled["settled"], wal_orders=len(surviving),
                       recovered_orders=None if recovered is None else len(recovered))
-    live = check_liveness(**liveness_evidence(sut, history, since, settled, s.SETTLE_TIMEOUT_S),
-                          requirement=f"{rid}.trial{trial}.liveness")
-    return with_liveness(v, live)
+    return with_liveness(v, liveness(sut, history, since, settled, f"{rid}.trial{trial}"))
+
+
+def liveness(sut, history, since: int, settled: dict, rid: str) -> Verdict:
+    """The trial's liveness once the fault window closed and ``settle`` waited its bound."""
+    return check_liveness(**liveness_evidence(sut, history, since, settled, s.SETTLE_TIMEOUT_S),
+                          requirement=f"{rid}.liveness")
 
 
 def _acked_keys(ops) -> set:
@@ -145,6 +150,7 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
         s.na(f"{sut.name} has no logger component")
     if not scheduled(profile, f"{how}-wal-tail"):
         s.na(f"profile {profile.get('name')} does not schedule {how}-wal-tail")
+    since = len(history.ops)
     flow = workload(sut, seed * 37 + len(how), profile, prefix=f"W{how[0].upper()}")
     Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
     s.settle(sut)
@@ -155,7 +161,7 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
         verify_exit, verify_output = sut.verify_wal()
         sut.restart(logger)
         recovery = (s.safe_digest(sut, logger) or {}).get("recovery")
-    s.settle(sut)
+    settled = s.settle(sut)
     evidence = {"corruption": window, "verify_exit": verify_exit,
                 "verify_output": verify_output.strip()[-400:], "recovery": recovery}
     reported = Verdict.passed(f"{rid}.verify", "`crucible wal verify` reports the bad record")
@@ -169,7 +175,7 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
                                             requirement=f"{rid}.recovery")
     v = s.fold([reported, applied], rid)
     v.evidence.update(evidence)
-    s.judge(v)
+    s.judge(with_liveness(v, liveness(sut, history, since, settled, rid)))
 
 
 # ------------------------------------------------------------ mid-segment bit flip
@@ -195,6 +201,7 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
         s.na(f"{sut.name} has no logger component")
     if not (scheduled(profile, "bitflip-wal-middle") or scheduled(profile, "bitflip-wal-tail")):
         s.na(f"profile {profile.get('name')} schedules no WAL bit flip")
+    since = len(history.ops)
     flow = workload(sut, seed * 43 + 7, profile, prefix="WM")
     Load(sut, history, flow, workers=2).run(TAIL_ORDERS)
     s.settle(sut)
@@ -220,10 +227,10 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
                 sut.restart(logger)
             except SutError as exc:
                 window["restore_error"] = str(exc)
-    s.settle(sut)
+    settled = s.settle(sut)
     v = check_corrupt_middle_refused(verify_exit, int(done.get("records_after", 0)),
                                      started, start_error, requirement=rid)
     v.evidence.update(corruption=window, verify_output=verify_output.strip()[-400:],
                       recovery=recovery, start_error=start_error)
-    s.judge(v)
+    s.judge(with_liveness(v, liveness(sut, history, since, settled, rid)))
 
