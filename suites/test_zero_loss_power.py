@@ -11,6 +11,14 @@ lists the policies tried (``fsync`` by default). Only ``fsync`` promises to
 survive power loss: under ``replicated`` the loss is measured and shown
 (orders lost, RPO) as N/A, outside that promise, unless the profile's
 ``power_off_required`` lists the policy (``check_power_off``).
+
+The moment of durability, measured from outside the SUT: on the lossy
+filesystem with every fsync slowed by the profile's ``slow_fsync_ms``, no
+acknowledgement may reach its client before the flush that covers its
+order's WAL record has completed (``check_ack_after_flush``; the record is
+found by its token in the data dirs, its flush in the filesystem's log of
+commits). The delay makes a premature acknowledgement show on every order,
+not by chance. N/A under a policy other than ``fsync``.
 """
 
 from __future__ import annotations
@@ -20,10 +28,10 @@ from pathlib import Path
 import _support as s
 import pytest
 from _evidence import wal_orders
-from _load import rate, start_fault_load, workload
+from _load import Load, rate, start_fault_load, workload
 
 from harness.checkers import Verdict
-from harness.checkers.zero_loss import CUT_KEYS, check_power_off
+from harness.checkers.zero_loss import CUT_KEYS, acknowledged_orders, check_ack_after_flush, check_power_off
 from harness.profiles import scheduled
 from reference_impl.core.durability import FSYNC
 
@@ -103,3 +111,47 @@ def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_pol
                 for t in range(int(profile.get("trials", 1)))]
     s.judge(s.fold_trials(verdicts, rid))
 
+
+
+@pytest.mark.requirement("zero_loss.ack_after_flush",
+                         title="no acknowledgement reaches a client before the flush of its order")
+def test_ack_after_flush(sut_name, seed, profile, history, tmp_path_factory):
+    """every acknowledgement comes after the flush that makes its order durable (fsync slowed)"""
+    from harness.nemesis.power import LossyFsError, LossyMount, durable_at, fuse_available
+
+    delay_ms = float(profile.get("slow_fsync_ms", 20))
+    if not delay_ms:
+        s.na(f"profile {profile.get('name')} sets slow_fsync_ms to 0: no durability-timing trial")
+    ok, why = fuse_available()
+    if not ok:
+        s.unknown(f"durability timing needs the lossy FUSE filesystem: {why}")
+    run_dir = tmp_path_factory.mktemp("ack_after_flush")
+    mounts: list[LossyMount] = []
+    try:
+        with s.open_sut(sut_name, run_dir, seed + 7919, profile, start=False, durability=FSYNC) as sut:
+            s.require_features(sut, "power_off")
+            if sut.durability != FSYNC:
+                s.na(f"{sut.name} runs policy {sut.durability}: only fsync waits for the flush")
+            dirs = [Path(d) for d in sut.data_dirs().values()]
+            for d in dirs:
+                d.mkdir(parents=True, exist_ok=True)
+                mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}",
+                                         fsync_delay_ms=delay_ms).mount())
+            s.start_sut(sut)
+            since = len(history.ops)
+            flow = workload(sut, seed * 47, profile, prefix="DT")
+            Load(sut, history, flow, workers=4, rate_per_s=rate(profile)).run(
+                int(profile["orders_per_trial"]))
+            log = [e for m in mounts for e in m.durable_log()]   # every ack is in by now
+    except LossyFsError as exc:
+        s.unknown(f"the lossy filesystem failed: {exc}")
+    finally:
+        for m in mounts:
+            m.unmount()
+    ops = s.sub_history(history, since)
+    keys = {k[1].encode(): k for k in acknowledged_orders(ops)[0]}
+    found = durable_at(dirs, log, keys)
+    v = check_ack_after_flush(ops, {keys[n]: t for n, t in found.items()}, sut.durability,
+                              min_acked=int(profile.get("min_acked", 100)))
+    v.evidence.update(slow_fsync_ms=delay_ms, commits=len(log))
+    s.judge(v)

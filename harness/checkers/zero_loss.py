@@ -29,6 +29,11 @@ when it is judged as under ``fsync``. A loss FAILs first; then a trial whose
 crash discarded nothing (no write or flush in flight was cut) is UNKNOWN: it
 could not have lost anything.
 
+``check_ack_after_flush`` judges the moment of durability from outside the
+SUT: under ``fsync`` no acknowledgement may reach a client before the flush
+that covers its order's record has completed (the lossy filesystem logs when
+each byte range became durable; the harness finds each record by its token).
+
 ``check_no_corrupt_accepted`` judges recovery from a torn or corrupt WAL: every
 intact record in front of the first bad one, and no record past it, must have
 been applied; with no intact record at all the verdict is UNKNOWN.
@@ -56,6 +61,7 @@ from .verdict import FAIL, MAX_EXAMPLES, Verdict, first
 
 REQUIREMENT = "zero_acked_loss"
 POWER_OFF = "zero_loss.power_off"
+ACK_AFTER_FLUSH = "zero_loss.ack_after_flush"
 SURVIVES_POWER_LOSS = frozenset({FSYNC})  #: the policies that promise an ack survives a power loss
 CUT_KEYS = ("bytes_discarded", "writes_discarded", "flushes_cut")  #: what a crash report says it cut
 CORRUPT = "zero_loss.no_corrupt_record_applied"
@@ -64,8 +70,15 @@ DEFAULT_MIN_ACKED = 100
 #: order statuses that mean "the recovered SUT does not hold this order"
 ABSENT_STATUSES = frozenset({None, "", "missing", "absent", "unknown", "not_found", "rejected"})
 
-__all__ = ["acknowledged_orders", "check_corrupt_middle_refused", "check_no_corrupt_accepted",
-           "check_power_off", "check_zero_acked_loss", "wal_orders_from_records"]
+__all__ = [
+    "acknowledged_orders",
+    "check_ack_after_flush",
+    "check_corrupt_middle_refused",
+    "check_no_corrupt_accepted",
+    "check_power_off",
+    "check_zero_acked_loss",
+    "wal_orders_from_records",
+]
 
 OrderKey = tuple[str, str]
 
@@ -231,6 +244,45 @@ def check_power_off(ops: Iterable[Op], wal_orders: set[OrderKey], crash_reports:
         return Verdict.unknown(requirement, "the power-off discarded nothing: it cut no write or "
                                "flush in flight, so it could not have lost an order", evidence)
     return Verdict(requirement, base.status, f"{base.summary} ({measured})", evidence)
+
+
+def check_ack_after_flush(ops: Iterable[Op], durable_at: Mapping[OrderKey, int | None], policy: str,
+                          min_acked: int = DEFAULT_MIN_ACKED,
+                          requirement: str = ACK_AFTER_FLUSH) -> Verdict:
+    """No acknowledgement reached its client before its record was durable (``fsync`` only).
+
+    ``durable_at``: per order found in the WAL, the monotonic ns its record
+    became durable, or None when no flush covered it while the trial ran
+    (judged after every ack arrived). An order not in the mapping was not
+    found (untimed). An ack before its flush, or with none, FAILs; fewer than
+    ``min_acked`` timed orders is UNKNOWN. Another policy does not wait for
+    the flush: N/A.
+    """
+    ops = list(ops)
+    acked, _ = acknowledged_orders(ops)
+    at = {op.index: op.time_ns for op in ops}
+    found = {k: i for k, i in acked.items() if k in durable_at}
+    never = [k for k in found if durable_at[k] is None]
+    early = sorted(((durable_at[k] - at[i]) / 1e6, k) for k, i in found.items()
+                   if durable_at[k] is not None and at[i] < durable_at[k])
+    evidence = {"policy": policy, "acked": len(acked), "timed": len(found), "min_acked": min_acked,
+                "early_count": len(early), "early_ms": [[list(k), round(ms, 3)] for ms, k in first(early[::-1])],
+                "never_durable": [list(k) for k in first(never)], "never_durable_count": len(never),
+                "untimed": [list(k) for k in first(k for k in acked if k not in durable_at)]}
+    if policy != FSYNC:
+        return Verdict.not_applicable(requirement, f"durability '{policy}' does not wait for the "
+                                      "flush before it acknowledges", evidence)
+    if early or never:
+        first_bad = f"{list(early[-1][1])}, {early[-1][0]:.3f} ms early" if early else f"{list(never[0])}"
+        return Verdict.failed(requirement, f"{len(early) + len(never)} of {len(acked)} "
+                              "acknowledgements reached the client before a flush covering their "
+                              f"order completed ({len(never)} never flushed; first: {first_bad})",
+                              evidence)
+    if len(found) < min_acked:
+        return Verdict.unknown(requirement, f"only {len(found)} acknowledged orders found in the WAL "
+                               f"to time (of {len(acked)}); need {min_acked}", evidence)
+    return Verdict.passed(requirement, f"all {len(found)} timed acknowledgements came after the "
+                          f"flush covering their order ({len(acked) - len(found)} untimed)", evidence)
 
 
 def check_no_corrupt_accepted(recovered_seqs: Iterable[int] | int,

@@ -24,6 +24,12 @@ unchanged). A crash while a flush is in flight therefore *cuts* it: its data
 is rolled back and it returns EIO, as a flush the power cut would.
 ``flushes_cut`` counts them.
 
+The file commits are logged (``durable_log``: inode, the end of the highest
+write made durable, the monotonic time), so the harness can tell when each byte range of a WAL
+became durable; ``fsync_delay_s`` (the slow-fsync nemesis) makes every file
+flush take that much longer, before its real sync, so an acknowledgement
+released before its flush completes shows on every order, not by chance.
+
 ``arm(timeout)`` waits for the worst instant rather than a random one: the
 next flush of a file that holds un-synced data (an fsync, fdatasync or an
 O_DSYNC write) crashes the mount as it begins, so that data is discarded and
@@ -77,10 +83,13 @@ def _dirent_mode(e: os.DirEntry) -> int:
 class LossyOperations(NamespaceOperations):
     use_ns = True
 
-    def __init__(self, root: int, real_sync: bool = True) -> None:
+    def __init__(self, root: int, real_sync: bool = True, fsync_delay_s: float = 0.0) -> None:
         self.root = root
         self.ns = RootNamespace(root)
         self.real_sync = real_sync
+        self.fsync_delay_s = fsync_delay_s
+        self.durable: list[tuple[int, int, int]] = []   # (st_ino, bytes written below, monotonic ns)
+        self._written_end: dict[tuple[int, int], int] = {}   # per file: the end of its highest write
         self.pending = PendingWrites()
         self.names = NamespaceLog()
         self._mutex = threading.RLock()
@@ -200,6 +209,7 @@ class LossyOperations(NamespaceOperations):
                 self._fire_if_armed(True)
             self.pending.record(key, self._opener(fh), offset, len(data))
             n = os.pwrite(fh, data, offset)
+            self._written_end[key] = max(self._written_end.get(key, 0), offset + n)
             self.counts["writes"] += 1
             self.counts["bytes_written"] += n
             if flags & os.O_DSYNC:   # a synchronous write is durable when it returns
@@ -235,8 +245,17 @@ class LossyOperations(NamespaceOperations):
     def _commit(self, fh: int, key: tuple[int, int], datasync: bool) -> None:
         if self.real_sync:
             (os.fdatasync if datasync else os.fsync)(fh)
+        self._committed(fh, key)
+
+    def _committed(self, fh: int, key: tuple[int, int]) -> None:
+        """Under the lock: every write to ``key`` so far is durable; the time goes in ``durable``.
+
+        Logged with the end of the file's highest write, not its size: a WAL
+        segment preallocated to its full size has that size from the start.
+        """
         self.pending.sync(key)
         self.names.commit(self.ns)
+        self.durable.append((key[1], self._written_end.get(key, 0), time.monotonic_ns()))
 
     def fsync(self, path, datasync, fh):
         """The real sync runs outside the lock, so a crash meanwhile cuts this flush (EIO)."""
@@ -247,6 +266,7 @@ class LossyOperations(NamespaceOperations):
             generation = self._generation
             self._in_flight += 1
         try:
+            time.sleep(self.fsync_delay_s)   # the slow-fsync nemesis: every flush takes this long
             if self.real_sync:
                 (os.fdatasync if datasync else os.fsync)(fh)
         finally:
@@ -255,8 +275,7 @@ class LossyOperations(NamespaceOperations):
         with self._mutex:
             if self._generation != generation or self.crashed:
                 raise mfusepy.FuseOSError(errno.EIO)
-            self.pending.sync(key)
-            self.names.commit(self.ns)
+            self._committed(fh, key)
             self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
             return 0
 
@@ -324,6 +343,11 @@ class LossyOperations(NamespaceOperations):
             self.crashed = False
             self._crashed_event.clear()
             return self.stats()
+
+    def durable_log(self) -> dict:
+        """Every file commit so far: ``[st_ino, end of the highest write, monotonic ns]``, oldest first."""
+        with self._mutex:
+            return {"ok": True, "log": [list(e) for e in self.durable]}
 
     def stats(self) -> dict:
         with self._mutex:

@@ -26,7 +26,8 @@ reply per line:
 - ``arm SECONDS``: crash as the next flush of un-synced data begins; the reply
   (``crashed``) comes once crashed, or after SECONDS without a crash;
 - ``stats``: pending files/bytes/records, namespace ops, syncs seen, crashed;
-- ``reset``: accept changes again; the backing dir as it is now is "synced".
+- ``reset``: accept changes again; the backing dir as it is now is "synced";
+- ``durable``: every file commit so far, ``[st_ino, end of the highest write, monotonic ns]``.
 
 A clean unmount (``fusermount3 -u``) without ``crash`` keeps everything, like
 a clean shutdown. The process prints ``ready`` on stdout once mounted.
@@ -82,7 +83,7 @@ def serve_control(ops: LossyOperations, path: str) -> threading.Thread:
     srv.bind(path)
     os.chmod(path, 0o600)
     srv.listen(8)
-    commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset,
+    commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset, "durable": ops.durable_log,
                 "arm": lambda timeout: ops.arm(float(timeout))}
 
     def handle(conn: socket.socket) -> None:
@@ -115,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-other", action="store_true", help="let other users reach the mount")
     ap.add_argument("--no-real-sync", action="store_true",
                     help="do not pass fsync/fdatasync through to the backing filesystem")
+    ap.add_argument("--fsync-delay-ms", type=float, default=0.0,
+                    help="slow every file fsync/fdatasync by this long (the slow-fsync nemesis)")
     ap.add_argument("--debug", action="store_true", help="libfuse debug output on stderr")
     args = ap.parse_args(argv)
 
     root = os.open(args.backing, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)   # before the mount covers it
-    ops = LossyOperations(root, real_sync=not args.no_real_sync)
+    ops = LossyOperations(root, real_sync=not args.no_real_sync, fsync_delay_s=args.fsync_delay_ms / 1000)
     serve_control(ops, args.control)
     options = dict(foreground=True, direct_io=True, use_ino=True, default_permissions=True,
                    fsname="lossyfs", attr_timeout=0, entry_timeout=0, negative_timeout=0)

@@ -117,7 +117,8 @@ class LossyMount:
 
     def __init__(self, backing: str | os.PathLike, mountpoint: str | os.PathLike | None = None, *,
                  work_dir: str | os.PathLike | None = None, allow_other: bool = False,
-                 real_sync: bool = True, ready_timeout: float = READY_TIMEOUT_S) -> None:
+                 real_sync: bool = True, ready_timeout: float = READY_TIMEOUT_S,
+                 fsync_delay_ms: float = 0.0) -> None:
         self.backing = Path(backing).resolve()
         self.mountpoint = Path(mountpoint).resolve() if mountpoint is not None else self.backing
         self._own_work = work_dir is None
@@ -125,6 +126,7 @@ class LossyMount:
         self.control_path = self.work_dir / "control.sock"
         self.log_path = self.work_dir / "lossyfs.log"
         self.allow_other, self.real_sync, self.ready_timeout = allow_other, real_sync, ready_timeout
+        self.fsync_delay_ms = fsync_delay_ms
         self.proc: subprocess.Popen | None = None
         self.last_crash: dict | None = None
 
@@ -150,6 +152,8 @@ class LossyMount:
             cmd.append("--allow-other")
         if not self.real_sync:
             cmd.append("--no-real-sync")
+        if self.fsync_delay_ms:
+            cmd += ["--fsync-delay-ms", str(self.fsync_delay_ms)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p))
         with open(self.log_path, "ab") as log:
@@ -248,6 +252,10 @@ class LossyMount:
     def stats(self) -> dict:
         return self._control("stats")
 
+    def durable_log(self) -> list[tuple[int, int, int]]:
+        """Every file commit so far: ``(st_ino, end of the highest write, monotonic ns)``, oldest first."""
+        return [tuple(e) for e in self._control("durable")["log"]]
+
     def reset(self) -> dict:
         """Accept changes again, taking the current contents as synced."""
         return self._control("reset")
@@ -323,3 +331,29 @@ def power_off(mounts: Sequence[LossyMount], pids: Iterable[int], unmount: bool =
             for m in mounts:
                 m.unmount()
     return reports
+
+
+def durable_at(dirs: Iterable[Path], log: Iterable[tuple[int, int, int]],
+               needles: Iterable[bytes]) -> dict[bytes, int | None]:
+    """When each needle (an order's token) found in ``dirs`` became durable, in monotonic ns.
+
+    Each needle is looked up by its first occurrence in the files under
+    ``dirs`` (read after unmount: the same inodes lossyfs logged); it became
+    durable at the first commit of that inode that covers its last byte, and
+    is None when no commit did. A needle not found is left out. This needs
+    nothing of the SUT's WAL format but that the token is in the record.
+    """
+    commits: dict[int, list[tuple[int, int]]] = {}
+    for ino, end, at in log:
+        commits.setdefault(ino, []).append((end, at))
+    files = [(p.stat().st_ino, p.read_bytes()) for d in dirs for p in sorted(Path(d).rglob("*"))
+             if p.is_file()]
+    found: dict[bytes, int | None] = {}
+    for needle in needles:
+        for ino, data in files:
+            at = data.find(needle)
+            if at >= 0:
+                end = at + len(needle)
+                found[needle] = next((t for covered, t in commits.get(ino, []) if covered >= end), None)
+                break
+    return found

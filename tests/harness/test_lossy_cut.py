@@ -1,4 +1,4 @@
-"""lossyfs's crash instant, in process (no mount): a flush in flight is cut, an armed crash fires.
+"""lossyfs in process (no mount): a flush in flight is cut, an armed crash fires, commits are timed.
 
 ``LossyOperations`` is driven directly with real descriptors over a temp dir,
 and the real ``fdatasync`` is replaced by one that lets a crash land while the
@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 
 import pytest
 
 mfusepy = pytest.importorskip("mfusepy", exc_type=ImportError)
 
 from harness.nemesis.lossy_ops import LossyOperations
+from harness.nemesis.power import durable_at
 
 
 @pytest.fixture
@@ -98,3 +100,32 @@ def test_arm_times_out_without_a_flush(ops):
     o, _ = ops
     assert o.arm(0.05) == {"ok": True, "crashed": False}
     assert not o._armed and not o.crashed
+
+
+def test_commits_are_logged_with_the_highest_write_and_fsync_is_slowed(tmp_path, monkeypatch):
+    root = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    o = LossyOperations(root, fsync_delay_s=0.05)
+    try:
+        fh = o.create("/wal", 0o644, os.O_WRONLY)
+        o.fallocate("/wal", 0, 0, 4096, fh)        # preallocated: the size says nothing
+        o.write("/wal", b"rec1", 0, fh)
+        t0 = time.monotonic_ns()
+        o.fsync("/wal", 1, fh)
+        assert time.monotonic_ns() - t0 >= 50_000_000
+        o.write("/wal", b"rec2", 4, fh, os.O_DSYNC)
+        ino = os.stat(tmp_path / "wal").st_ino
+        log = o.durable_log()["log"]
+        assert [(i, end) for i, end, _ in log] == [(ino, 4), (ino, 8)]
+        assert log[0][2] <= log[1][2] and log[0][2] >= t0
+        o.release("/wal", fh)
+    finally:
+        o.destroy("/")
+        os.close(root)
+
+
+def test_durable_at_finds_each_token_and_its_covering_commit(tmp_path):
+    (tmp_path / "seg").write_bytes(b"..TOKA..TOKB..TOKC" + b"\0" * 100)
+    ino = os.stat(tmp_path / "seg").st_ino
+    log = [(ino, 6, 100), (ino + 1, 99, 150), (ino, 12, 200)]
+    found = durable_at([tmp_path], log, [b"TOKA", b"TOKB", b"TOKC", b"NOPE"])
+    assert found == {b"TOKA": 100, b"TOKB": 200, b"TOKC": None}

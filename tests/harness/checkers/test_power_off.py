@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from harness.checkers.zero_loss import check_power_off
+from harness.checkers.zero_loss import check_ack_after_flush, check_power_off
 from harness.history import NEMESIS, OK, History
 
 CUT = [{"bytes_discarded": 640, "writes_discarded": 10, "flushes_cut": 1},
@@ -81,3 +81,42 @@ def test_replicated_loss_fails_when_the_profile_requires_it():
     assert v.status == "fail" and "policy 'replicated'" in v.summary
     assert check_power_off(h.ops, keys, CUT, "replicated", required=True).status == "pass"
     assert check_power_off(h.ops, keys, NOTHING_CUT, "replicated", required=True).status == "unknown"
+
+
+# ------------------------------------------------------------------ check_ack_after_flush
+
+
+def flushed(keys: set, at_ns: int) -> dict:
+    """Every order's record durable at ``at_ns``."""
+    return {k: at_ns for k in keys}
+
+
+def test_every_ack_after_its_flush_passes():
+    h, keys = trial(120)
+    v = check_ack_after_flush(h.ops, flushed(keys, 0), "fsync")
+    assert v.status == "pass" and v.evidence["timed"] == 120, v.summary
+
+
+def test_an_ack_before_its_flush_fails_naming_how_early():
+    h, keys = trial(120)
+    durable = flushed(keys, 0) | {("ACC1", "T3"): 10_500_000}   # T3 acked at op 7 (7 ms), durable at 10.5
+    v = check_ack_after_flush(h.ops, durable, "fsync")
+    assert v.status == "fail" and "1 of 120" in v.summary and "3.500 ms early" in v.summary
+    assert v.evidence["early_ms"] == [[["ACC1", "T3"], 3.5]]
+
+
+def test_an_acked_record_never_flushed_fails():
+    h, keys = trial(120)
+    v = check_ack_after_flush(h.ops, flushed(keys, 0) | {("ACC1", "T9"): None}, "fsync")
+    assert v.status == "fail" and v.evidence["never_durable"] == [["ACC1", "T9"]]
+
+
+def test_too_few_records_found_to_time_is_unknown():
+    h, keys = trial(120)
+    v = check_ack_after_flush(h.ops, flushed(set(sorted(keys)[:50]), 0), "fsync")
+    assert v.status == "unknown" and "only 50" in v.summary and len(v.evidence["untimed"]) == 10
+
+
+def test_ack_after_flush_is_na_unless_fsync():
+    h, _ = trial(120)
+    assert check_ack_after_flush(h.ops, {}, "replicated").status == "n/a"
