@@ -33,20 +33,14 @@ from harness.history import FAIL as OP_FAIL
 from harness.history import OK as OP_OK
 from harness.history import Op, pairs
 
+from .exactly_once import OUTCOME_TYPES, order_key
 from .verdict import FAIL, MAX_EXAMPLES, PASS, UNKNOWN, Verdict, first
 
 REQUIREMENT = "liveness.after_fault"
-ORDER_FS = ("new", "replace", "cancel")
+ORDER_FS = tuple(OUTCOME_TYPES)  #: the order ops: new, replace, cancel
 UNSETTLED_FATES = frozenset({None, "", "pending", "unknown"})
 
 __all__ = ["check_liveness", "unsettled_orders", "with_liveness"]
-
-OrderKey = tuple[str | None, str | None]
-
-
-def _order(inv: Op) -> OrderKey:
-    token = inv.value.get("new_token") if inv.f == "replace" else inv.value.get("token")
-    return inv.value.get("account"), token
 
 
 def unsettled_orders(ops: Iterable[Op], fates: Mapping[Any, str | None]
@@ -60,9 +54,9 @@ def unsettled_orders(ops: Iterable[Op], fates: Mapping[Any, str | None]
         judged += 1
         if done is not None and done.type in (OP_OK, OP_FAIL):
             continue
-        fate = known.get(_order(inv))
+        fate = known.get(order_key(inv))
         if fate in UNSETTLED_FATES:
-            unsettled.append({"op": inv.index, "f": inv.f, "order": list(_order(inv)),
+            unsettled.append({"op": inv.index, "f": inv.f, "order": list(order_key(inv)),
                               "completed": None if done is None else done.type, "fate": fate})
     return unsettled, judged
 
