@@ -89,14 +89,15 @@ def check_book(inputs: Sequence[Sequenced], outputs: Iterable[Any],
     first_difference = crossed = None
     input_seqs: set[int] = set()
     evidence: dict[str, Any] = {"inputs": len(inputs), "outputs": len(outs)}
+    gap = None  #: why the check stopped early; judged only after the problems found before it
     for msg in inputs:
         symbol = _symbol_of(model, msg)
         try:
             expected = output_dicts(model.apply(msg))
         except ModelGapError as exc:
-            evidence.update(steps=steps, gap_at=msg.seq)
-            return Verdict.unknown(requirement, f"inputs are not contiguous ({exc}); "
-                                   f"checked {steps} steps", evidence)
+            evidence["gap_at"] = msg.seq
+            gap = f"inputs are not contiguous ({exc}); checked {steps} steps"
+            break
         steps += 1
         input_seqs.add(msg.seq)
         got = got_by_seq.get(msg.seq, [])
@@ -109,7 +110,9 @@ def check_book(inputs: Sequence[Sequenced], outputs: Iterable[Any],
             c = _crossed(model, symbol)
             if c is not None:
                 crossed = {"seq": msg.seq, **c}
-    stray = sorted(s for s in got_by_seq if s not in input_seqs)
+    checked_to = max(input_seqs, default=0) if gap else None  # outputs past a gap are unjudged
+    stray = sorted(s for s in got_by_seq
+                   if s not in input_seqs and (checked_to is None or s <= checked_to))
     if stray and first_difference is None:
         first_difference = {"seq": stray[0], "input": None, "expected": [],
                             "got": got_by_seq[stray[0]]}
@@ -138,6 +141,8 @@ def check_book(inputs: Sequence[Sequenced], outputs: Iterable[Any],
                         f"outputs (first: {overdrawn[0]['order']})")
     if problems:
         return Verdict.failed(requirement, "; ".join(problems), evidence)
+    if gap:
+        return Verdict.unknown(requirement, gap, evidence)
     if not steps:
         return Verdict.unknown(requirement, "no inputs to check", evidence)
     return Verdict.passed(requirement, f"{steps} inputs, {len(outs)} outputs agree with the "

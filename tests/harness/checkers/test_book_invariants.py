@@ -124,6 +124,14 @@ def test_gap_in_inputs_is_unknown_and_empty_is_unknown():
     assert check_book([], []).status == "unknown"
 
 
+def test_a_difference_before_a_gap_fails_rather_than_unknown():
+    """Problems are judged before thinness: what was checked up to the gap already disagrees."""
+    bad = [o for o in GOOD if o["seq"] != 2]
+    v = check_book(INPUTS[:2] + INPUTS[3:], bad)
+    assert v.status == "fail" and v.evidence["first_difference"]["seq"] == 2
+    assert v.evidence["gap_at"] == 4
+
+
 class _NoMatchModel(Model):
     """A broken model that never matches: its book crosses."""
 
