@@ -4,9 +4,10 @@ The power-off suite runs (in a subprocess, as ``tests/test_detection_power.py``
 runs its selections) under a copy of certify-quick that also tries
 ``replicated``. Clean: ``zero_loss.power_off.fsync`` passes having cut a flush
 (bytes discarded), ``zero_loss.power_off.replicated`` is N/A with its loss
-measured, and the run exits 0. With the test-only fault ``ack_before_durable``
-the acknowledgements of the flush the power-off cut are lost, and the fsync
-requirement FAILS. UNKNOWN (skipped) where the lossy filesystem cannot mount.
+measured, ``zero_loss.ack_after_flush`` passes under a slowed fsync, and the
+run exits 0. With the test-only fault ``ack_before_durable`` the
+acknowledgements of the flush the power-off cut are lost, and the fsync
+requirement FAILS; so does ``zero_loss.ack_after_flush``, on every order. UNKNOWN (skipped) where the lossy filesystem cannot mount.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def test_clean_reference_passes_fsync_and_shows_replicated_outside_its_promise(t
     assert trial["bytes_discarded"] > 0 and trial["flushes_cut"] >= 1
     assert "outside the promise of durability 'replicated'" in replicated["summary"]
     assert "acknowledged orders lost, RPO" in replicated["summary"]
+    assert rows["zero_loss.ack_after_flush"]["status"] == "pass"
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     props = {p.get("name"): p.get("value") for p in cases["test_power_off[replicated]"].iter("property")}
     assert props == {"requirement": "zero_loss.power_off.replicated", "seed": str(SEED),
@@ -68,8 +70,10 @@ def test_clean_reference_passes_fsync_and_shows_replicated_outside_its_promise(t
     assert cases["test_power_off[replicated]"].find("skipped") is not None
 
 
-def test_ack_before_durable_fails_the_fsync_power_off(tmp_path):
+def test_ack_before_durable_fails_the_power_off_and_the_timing(tmp_path):
     code, rows, _ = run_power_off(tmp_path, faults="ack_before_durable")
     fsync = rows["zero_loss.power_off.fsync"]
     assert code == 1 and fsync["status"] == "fail", fsync
     assert "acknowledged orders missing from the WAL" in fsync["summary"]
+    timing = rows["zero_loss.ack_after_flush"]
+    assert timing["status"] == "fail" and timing["evidence"]["early_count"] > 100, timing
