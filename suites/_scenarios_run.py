@@ -36,7 +36,7 @@ from reference_impl.core.ouch_codec import REJECT_CODES
 BAND_LEVELS = 20  #: price levels per scenario band; scenario i trades levels of band i
 BAND_BASE = 1000  #: the first band starts this many ticks up
 STREAM_WAIT_S = 5.0
-SSE_READ_S = 0.3
+SSE_READ_S = 0.15  #: a stream this quiet after the expected events has no more
 
 
 class Layout:
@@ -151,7 +151,8 @@ def run_door(sut: Sut, door: str, history: History, nonce: str) -> list[dict[str
 
 def open_door(sut: Sut, door: str, accounts: dict[str, tuple[str, str]], history: History,
               stack: contextlib.ExitStack) -> tuple[dict[str, Any], Any]:
-    """The door's clients per account, and ``read(want)``: each account's stream events."""
+    """The door's clients per account, and ``read(want, wait_s)``: each account's stream
+    events (waiting at most ``wait_s`` for ``want`` of them)."""
     if door == "http":
         url = http_url(sut)
         clients = {a: stack.enter_context(HttpClient(url, name, pw, history, f"rules-{a}"))
@@ -160,17 +161,18 @@ def open_door(sut: Sut, door: str, accounts: dict[str, tuple[str, str]], history
                    for a, (name, pw) in accounts.items()}
         for es in streams.values():
             stack.callback(es.conn.close)
-        return clients, lambda want: read_sse(streams, want)
+        return clients, lambda want, wait_s=STREAM_WAIT_S: read_sse(streams, want, wait_s)
     host, port = ouch_address(sut)
     clients = {}
     for a, (name, pw) in accounts.items():
         c = OuchClient(host, port, name, pw, history, f"rules-{a}")
         c.connect()
         clients[a] = stack.enter_context(c)
-    return clients, lambda want: read_ouch(clients, want)
+    return clients, lambda want, wait_s=STREAM_WAIT_S: read_ouch(clients, want, wait_s)
 
 
-def read_sse(streams: dict[str, Any], want: dict[str, int]) -> dict[str, list[dict]]:
+def read_sse(streams: dict[str, Any], want: dict[str, int],
+             wait_s: float = STREAM_WAIT_S) -> dict[str, list[dict]]:
     """Each account's SSE events: until ``want`` arrived (or the wait ends), then until quiet.
 
     A read that times out ends the stream (a timed-out socket file cannot be
@@ -178,7 +180,7 @@ def read_sse(streams: dict[str, Any], want: dict[str, int]) -> dict[str, list[di
     the last, short one may find the stream quiet.
     """
     seen: dict[str, list[dict]] = {a: [] for a in streams}
-    deadline = time.monotonic() + STREAM_WAIT_S
+    deadline = time.monotonic() + wait_s
     for a, es in streams.items():
         while True:
             enough = len(seen[a]) >= want[a]
@@ -194,8 +196,9 @@ def read_sse(streams: dict[str, Any], want: dict[str, int]) -> dict[str, list[di
     return seen
 
 
-def read_ouch(clients: dict[str, OuchClient], want: dict[str, int]) -> dict[str, list[dict]]:
-    deadline = time.monotonic() + STREAM_WAIT_S
+def read_ouch(clients: dict[str, OuchClient], want: dict[str, int],
+              wait_s: float = STREAM_WAIT_S) -> dict[str, list[dict]]:
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and any(
             len(c.stream()) < want[a] for a, c in clients.items()):
         time.sleep(0.02)

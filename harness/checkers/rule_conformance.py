@@ -14,6 +14,10 @@ reason it stayed ``unknown`` (a request that got no answer).
 
 ``evidence["coverage"]`` is the per-rule table: scenarios passed, failed and
 unknown per door.
+
+``check_dense_workload`` judges the dense randomized runs the same way, with
+the naive model's events as the expected ones and the situations the run met
+(where a correct and a broken order-type rule differ) as its coverage.
 """
 
 from __future__ import annotations
@@ -103,3 +107,53 @@ def check_rule_conformance(results: Iterable[Mapping[str, Any]], rules: Sequence
     return Verdict.passed(requirement, (
         f"{len(results)} scenarios over {len(rules)} rules through {', '.join(doors)}: every "
         "account saw exactly the events the rules give"), evidence)
+
+
+DENSE = "matching.dense_workload"
+
+
+def check_dense_workload(runs: Iterable[Mapping[str, Any]], minimums: Mapping[str, int],
+                         requirement: str = DENSE) -> Verdict:
+    """Judge the dense randomized runs, one per door, against the model's events.
+
+    Each run: ``door``, ``expected`` and ``seen`` (account -> events, as
+    above), ``situations`` (name -> count, from the model) and ``unknown``
+    (why it has no verdict, or None); a failing run also ``reproduction``
+    (the shrunk requests, as text). **fail** when some account's events
+    differ from the model's; **unknown** when a run got no answer to a request,
+    or saw fewer of a situation than ``minimums`` asks (the missing counts
+    named), or none ran; else **pass**.
+    """
+    runs = list(runs)
+    evidence: dict[str, Any] = {"runs": [
+        {k: r.get(k) for k in ("door", "requests", "situations", "unknown", "reproduction")}
+        for r in runs]}
+    failures = [dict(m, door=r["door"], reproduction=r.get("reproduction") or [])
+                for r in runs if not r.get("unknown")
+                for m in _mismatches({"rule": "model", "title": "dense", **r})]
+    evidence["failures"] = first(failures)
+    if failures:
+        f0 = failures[0]
+        repro = "; ".join(f0["reproduction"])
+        return Verdict.failed(requirement, (
+            f"the SUT's events differ from the model's through "
+            f"{', '.join(sorted({f['door'] for f in failures}))}: account {f0['account']} saw "
+            f"{f0['seen'][f0['at']:f0['at'] + 2]} at event {f0['at'] + 1} where the model gives "
+            f"{f0['expected'][f0['at']:f0['at'] + 2]}"
+            + (f"; reproduction ({len(f0['reproduction'])} requests): {repro}" if repro else "")),
+            evidence)
+    if not runs:
+        return Verdict.unknown(requirement, "no dense run through any door", evidence)
+    problems = [f"{r['door']}: {r['unknown']}" for r in runs if r.get("unknown")]
+    for r in runs:
+        short = {s: r["situations"].get(s, 0) for s, n in minimums.items()
+                 if r["situations"].get(s, 0) < n}
+        if short:
+            problems.append(f"{r['door']}: too few situations where the rules differ: " + ", ".join(
+                f"{s} {got} of {minimums[s]}" for s, got in short.items()))
+    if problems:
+        return Verdict.unknown(requirement, "; ".join(problems), evidence)
+    return Verdict.passed(requirement, (
+        f"{sum(r['requests'] for r in runs)} dense requests through "
+        f"{', '.join(r['door'] for r in runs)}: every account's events agree with the model, "
+        "fill for fill"), evidence)

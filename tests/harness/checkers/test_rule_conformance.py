@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.checkers.rule_conformance import check_rule_conformance, normalize, parting
+from harness.checkers.rule_conformance import check_dense_workload, check_rule_conformance, normalize, parting
 
 FOK = {"A": [["accepted", "a1", "S", 3, 200], ["executed", "a1", 3, 200, "A"]],
        "B": [["accepted", "b1", "B", 5, 200], ["canceled", "b1", 5, "ioc"],
@@ -64,3 +64,32 @@ def test_a_rule_without_a_judged_scenario_is_unknown_and_nothing_run_is_unknown(
     v = check_rule_conformance([result(FOK)], ["R6", "R7"])
     assert v.status == "unknown" and "R7 (http)" in v.summary
     assert check_rule_conformance([], ["R6"]).status == "unknown"
+
+
+def dense(seen, door="ouch", unknown=None, situations=None, reproduction=None):
+    return {"door": door, "requests": 4, "expected": FOK, "seen": seen, "unknown": unknown,
+            "situations": {"fok_meets_too_little": 1} if situations is None else situations,
+            "reproduction": reproduction}
+
+
+def test_dense_runs_that_agree_with_the_model_and_meet_the_minimums_pass():
+    v = check_dense_workload([dense(FOK, "http"), dense(FOK)], {"fok_meets_too_little": 1})
+    assert v.status == "pass" and "8 dense requests" in v.summary
+
+
+def test_a_dense_run_that_differs_fails_and_prints_its_reproduction():
+    repro = ["A new t1 S 3@2 DAY", "B new t2 B 5@2 FOK"]
+    v = check_dense_workload([dense(FOK, "http"), dense(FOK_PARTLY, reproduction=repro)],
+                             {"fok_meets_too_little": 1})
+    assert v.status == "fail"
+    assert "reproduction (2 requests): A new t1 S 3@2 DAY; B new t2 B 5@2 FOK" in v.summary
+
+
+def test_a_dense_run_short_of_a_situation_or_unanswered_is_unknown_but_a_difference_fails():
+    v = check_dense_workload([dense(FOK, situations={})], {"fok_meets_too_little": 2})
+    assert v.status == "unknown" and "fok_meets_too_little 0 of 2" in v.summary
+    v = check_dense_workload([dense({}, unknown="step 3 got no answer")], {})
+    assert v.status == "unknown" and "step 3" in v.summary
+    v = check_dense_workload([dense(FOK_PARTLY, situations={})], {"fok_meets_too_little": 2})
+    assert v.status == "fail"
+    assert check_dense_workload([], {}).status == "unknown"
