@@ -107,8 +107,8 @@ CERTIFY: dict[str, Key] = {
                   choices=ZERO_LOSS_FAULTS, what="fault"),
     "power_off_policies": Key("list", "[fsync]", "the durability policies a power-off trial runs under",
                               choices=POLICIES, what="policy"),
-    "slow_fsync_ms": Key("number", 20, "every fsync on the lossy filesystem takes this much longer in the "
-                         "durability-timing trial (0: no such trial, N/A)", low=0),
+    "slow_fsync_ms": Key("number", 20, "every fsync on the lossy filesystem takes this much longer (power-off "
+                         "and durability-timing trials; 0: no timing trial, N/A)", low=0),
     "power_off_required": Key("list", "[]", "policies that do not promise to survive power loss but "
                               "must here: a lost ack FAILs instead of being shown N/A", choices=POLICIES,
                               what="policy"),

@@ -31,10 +31,12 @@ flush take that much longer, before its real sync, so an acknowledgement
 released before its flush completes shows on every order, not by chance.
 
 ``arm(timeout)`` waits for the worst instant rather than a random one: the
-next flush of a file that holds un-synced data (an fsync, fdatasync or an
-O_DSYNC write) crashes the mount as it begins, so that data is discarded and
-the flush fails. It returns once the mount has crashed (by this trigger or
-by ``crash``), or unarmed after ``timeout`` seconds without one.
+next flush of a file that holds un-synced data crashes the mount just as it
+would complete (an fsync or fdatasync after its real sync, an O_DSYNC write
+as it begins), so that data is discarded and the flush fails, after the
+longest time in flight (with ``fsync_delay_s``) in which a SUT could let an
+acknowledgement out too early. It returns once the mount has crashed (by this
+trigger or by ``crash``), or unarmed after ``timeout`` seconds without one.
 """
 
 from __future__ import annotations
@@ -262,7 +264,6 @@ class LossyOperations(NamespaceOperations):
         with self._mutex:
             self._check_alive()
             key = self._key(fh)
-            self._fire_if_armed(self.pending.pending(key) > 0)
             generation = self._generation
             self._in_flight += 1
         try:
@@ -275,12 +276,13 @@ class LossyOperations(NamespaceOperations):
         with self._mutex:
             if self._generation != generation or self.crashed:
                 raise mfusepy.FuseOSError(errno.EIO)
+            self._fire_if_armed(self.pending.pending(key) > 0)   # the power goes as it would complete
             self._committed(fh, key)
             self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
             return 0
 
     def _fire_if_armed(self, flushes_data: bool) -> None:
-        """Under the lock, as a flush begins: crash now if armed and it would make data durable."""
+        """Under the lock, as a flush would take effect: crash now if armed and it would make data durable."""
         if self._armed and flushes_data:
             self._crash_locked(cutting=1)
             raise mfusepy.FuseOSError(errno.EIO)
@@ -329,7 +331,7 @@ class LossyOperations(NamespaceOperations):
         return self._last_crash
 
     def arm(self, timeout: float) -> dict:
-        """Crash as the next flush of un-synced data begins; wait up to ``timeout`` s for it."""
+        """Crash as the next flush of un-synced data would complete; wait up to ``timeout`` s for it."""
         with self._mutex:
             if not self.crashed:
                 self._armed = True

@@ -23,7 +23,7 @@ reply per line:
 - ``crash``: roll every file and the namespace back to the last-synced state,
   then refuse every change (and every open for writing) with EIO; a flush in
   flight at that instant is cut (its data rolled back, EIO);
-- ``arm SECONDS``: crash as the next flush of un-synced data begins; the reply
+- ``arm SECONDS``: crash as the next flush of un-synced data would complete; the reply
   (``crashed``) comes once crashed, or after SECONDS without a crash;
 - ``stats``: pending files/bytes/records, namespace ops, syncs seen, crashed;
 - ``reset``: accept changes again; the backing dir as it is now is "synced";

@@ -5,7 +5,7 @@ SUT data dir (by default mounted over the directory itself, so the SUT keeps
 its paths) and talks to it over its control socket. A power-off is
 ``power_off(mounts, pids)``: the power goes at one instant, with the SUT
 still running and writing. Every mount is armed (``arm``: it crashes as the
-next flush of un-synced data begins), and as soon as one crashes, or after
+next flush of un-synced data would complete), and as soon as one crashes, or after
 ``cut_within`` seconds, every mount is crashed (each file back to its
 last-synced state; a flush in flight fails; further changes fail with EIO).
 Only then is every SUT process killed (-9) and waited for, and every mount
@@ -244,7 +244,7 @@ class LossyMount:
         return self.last_crash
 
     def arm(self, timeout: float) -> bool:
-        """Crash as the next flush of un-synced data begins; True once crashed, False after ``timeout``."""
+        """Crash as the next flush of un-synced data would complete; True once crashed, False after ``timeout``."""
         if self.proc is None:
             raise LossyFsError(f"{self.mountpoint} is not mounted")
         return bool(control(self.control_path, f"arm {timeout}", timeout=timeout + 10.0)["crashed"])
