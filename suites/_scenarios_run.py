@@ -37,6 +37,7 @@ BAND_LEVELS = 20  #: price levels per scenario band; scenario i trades levels of
 BAND_BASE = 1000  #: the first band starts this many ticks up
 STREAM_WAIT_S = 5.0
 SSE_READ_S = 0.15  #: a stream this quiet after the expected events has no more
+SHORT_QUIET_S = 0.5  #: a stream this quiet while short of the expected events has no more
 
 
 class Layout:
@@ -176,8 +177,9 @@ def read_sse(streams: dict[str, Any], want: dict[str, int],
     """Each account's SSE events: until ``want`` arrived (or the wait ends), then until quiet.
 
     A read that times out ends the stream (a timed-out socket file cannot be
-    read again), so the first, long wait is for the expected events and only
-    the last, short one may find the stream quiet.
+    read again): it waits ``SHORT_QUIET_S`` for an event while fewer than
+    ``want`` came (every request was answered before, so their events are
+    due), ``SSE_READ_S`` once they all came (for one the rules do not expect).
     """
     seen: dict[str, list[dict]] = {a: [] for a in streams}
     deadline = time.monotonic() + wait_s
@@ -185,7 +187,7 @@ def read_sse(streams: dict[str, Any], want: dict[str, int],
         while True:
             enough = len(seen[a]) >= want[a]
             es.conn.sock.settimeout(SSE_READ_S if enough else
-                                    max(0.05, deadline - time.monotonic()))
+                                    min(SHORT_QUIET_S, max(0.05, deadline - time.monotonic())))
             try:
                 ev = es.next()
             except (OSError, ClientError):
@@ -199,8 +201,14 @@ def read_sse(streams: dict[str, Any], want: dict[str, int],
 def read_ouch(clients: dict[str, OuchClient], want: dict[str, int],
               wait_s: float = STREAM_WAIT_S) -> dict[str, list[dict]]:
     deadline = time.monotonic() + wait_s
+    count, quiet_from = -1, time.monotonic()
     while time.monotonic() < deadline and any(
             len(c.stream()) < want[a] for a, c in clients.items()):
+        now, total = time.monotonic(), sum(len(c.stream()) for c in clients.values())
+        if total != count:
+            count, quiet_from = total, now
+        elif now - quiet_from > SHORT_QUIET_S:
+            break  # fewer than expected, and nothing more comes
         time.sleep(0.02)
     time.sleep(SSE_READ_S)  # time for an event the rules do not expect to show
     return {a: [out for _seq, out in c.stream()] for a, c in clients.items()}
