@@ -2,11 +2,11 @@
 
 Each trial gets its own SUT, its data dirs on the lossy FUSE filesystem from
 the start (UNKNOWN with the reason where FUSE is unavailable). During the
-load the power goes at one instant: with every fsync slowed by the profile's
-``slow_fsync_ms``, the lossy filesystem crashes as a flush of un-synced data
-would complete (so that flush and any write in flight are cut, after the
-longest time an early acknowledgement had to get out), then every process
-is killed. What is left of the WAL must hold every
+load the power goes at one instant: from the fault on, every fsync is slowed
+by the profile's ``slow_fsync_ms``, and the lossy filesystem crashes as the
+first flush of un-synced data begun then would complete (so that flush and
+any write in flight are cut, after the longest time an early acknowledgement
+had to get out), then every process is killed. What is left of the WAL must hold every
 acknowledged order; the crash reports say what each trial discarded, and a
 trial that discarded nothing is UNKNOWN. The profile's ``power_off_policies``
 lists the policies tried (``fsync`` by default). Only ``fsync`` promises to
@@ -70,8 +70,7 @@ def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str
         try:
             for d in sut.data_dirs().values():
                 Path(d).mkdir(parents=True, exist_ok=True)
-                mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}",
-                                         fsync_delay_ms=float(profile.get("slow_fsync_ms", 20))).mount())
+                mounts.append(LossyMount(d, work_dir=run_dir / f"lossyfs-{len(mounts)}").mount())
             s.start_sut(sut)
             since = len(history.ops)
             flow = workload(sut, seed * 41 + trial, profile,
@@ -79,7 +78,8 @@ def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str
             before, load = start_fault_load(sut, history, flow, orders, rate(profile),
                                             first_process=20)
             with s.fault(history, "power-off", policy=policy, trial=trial) as window:
-                crash = power_off(mounts, list(sut.components().values()))
+                crash = power_off(mounts, list(sut.components().values()),
+                                  slow_fsync_ms=float(profile.get("slow_fsync_ms", 20)))
                 window["discarded"] = [{k: c.get(k) for k in ("files", *CUT_KEYS)} for c in crash]
             after = load.join()
         except LossyFsError as exc:

@@ -31,9 +31,9 @@ flush take that much longer, before its real sync, so an acknowledgement
 released before its flush completes shows on every order, not by chance.
 
 ``arm(timeout)`` waits for the worst instant rather than a random one: the
-next flush of a file that holds un-synced data crashes the mount just as it
-would complete (an fsync or fdatasync after its real sync, an O_DSYNC write
-as it begins), so that data is discarded and the flush fails, after the
+next flush of a file that holds un-synced data, begun once armed, crashes
+the mount just as it would complete (an fsync or fdatasync after its real
+sync, an O_DSYNC write as it begins), so that data is discarded and the flush fails, after the
 longest time in flight (with ``fsync_delay_s``) in which a SUT could let an
 acknowledgement out too early. It returns once the mount has crashed (by this
 trigger or by ``crash``), or unarmed after ``timeout`` seconds without one.
@@ -264,7 +264,7 @@ class LossyOperations(NamespaceOperations):
         with self._mutex:
             self._check_alive()
             key = self._key(fh)
-            generation = self._generation
+            generation, armed = self._generation, self._armed
             self._in_flight += 1
         try:
             time.sleep(self.fsync_delay_s)   # the slow-fsync nemesis: every flush takes this long
@@ -276,7 +276,8 @@ class LossyOperations(NamespaceOperations):
         with self._mutex:
             if self._generation != generation or self.crashed:
                 raise mfusepy.FuseOSError(errno.EIO)
-            self._fire_if_armed(self.pending.pending(key) > 0)   # the power goes as it would complete
+            # the power goes as it would complete, if it began armed (and so slowed, when asked)
+            self._fire_if_armed(armed and self.pending.pending(key) > 0)
             self._committed(fh, key)
             self.counts["fdatasyncs" if datasync else "fsyncs"] += 1
             return 0
@@ -345,6 +346,11 @@ class LossyOperations(NamespaceOperations):
             self.crashed = False
             self._crashed_event.clear()
             return self.stats()
+
+    def slow(self, delay_ms: float) -> dict:
+        """From now on every file flush takes ``delay_ms`` longer (the slow-fsync nemesis)."""
+        self.fsync_delay_s = delay_ms / 1000
+        return {"ok": True, "fsync_delay_ms": delay_ms}
 
     def durable_log(self) -> dict:
         """Every file commit so far: ``[st_ino, end of the highest write, monotonic ns]``, oldest first."""

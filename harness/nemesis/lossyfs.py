@@ -27,6 +27,7 @@ reply per line:
   (``crashed``) comes once crashed, or after SECONDS without a crash;
 - ``stats``: pending files/bytes/records, namespace ops, syncs seen, crashed;
 - ``reset``: accept changes again; the backing dir as it is now is "synced";
+- ``slow MS``: from now on every file flush takes MS longer;
 - ``durable``: every file commit so far, ``[st_ino, end of the highest write, monotonic ns]``.
 
 A clean unmount (``fusermount3 -u``) without ``crash`` keeps everything, like
@@ -84,7 +85,7 @@ def serve_control(ops: LossyOperations, path: str) -> threading.Thread:
     os.chmod(path, 0o600)
     srv.listen(8)
     commands = {"crash": ops.crash, "stats": ops.stats, "reset": ops.reset, "durable": ops.durable_log,
-                "arm": lambda timeout: ops.arm(float(timeout))}
+                "arm": lambda timeout: ops.arm(float(timeout)), "slow": lambda ms: ops.slow(float(ms))}
 
     def handle(conn: socket.socket) -> None:
         with conn, conn.makefile("rwb") as f:

@@ -252,6 +252,10 @@ class LossyMount:
     def stats(self) -> dict:
         return self._control("stats")
 
+    def slow_fsync(self, delay_ms: float) -> None:
+        """From now on every file fsync/fdatasync takes ``delay_ms`` longer."""
+        self._control(f"slow {delay_ms}")
+
     def durable_log(self) -> list[tuple[int, int, int]]:
         """Every file commit so far: ``(st_ino, end of the highest write, monotonic ns)``, oldest first."""
         return [tuple(e) for e in self._control("durable")["log"]]
@@ -303,11 +307,14 @@ def _running(p: psutil.Process) -> bool:
 
 
 def power_off(mounts: Sequence[LossyMount], pids: Iterable[int], unmount: bool = True,
-              cut_within: float = CUT_WITHIN_S) -> list[dict]:
+              cut_within: float = CUT_WITHIN_S, slow_fsync_ms: float = 0.0) -> list[dict]:
     """The power-off fault: crash every mount at one instant under load, then kill -9 the SUT.
 
-    The instant is the first flush of un-synced data on any mount within
-    ``cut_within`` seconds (else the end of that wait). Returns one crash
+    The instant is the completion of the first flush of un-synced data begun
+    on any mount within ``cut_within`` seconds (else the end of that wait).
+    ``slow_fsync_ms`` slows the flushes from then on (not the load before):
+    an acknowledgement released before its flush then has that long to get
+    out before the flush is cut. Returns one crash
     report per mount (``files``, ``bytes_discarded``, ``writes_discarded``,
     ``flushes_cut``, ``namespace_undone``, ``errors``...). Raises
     ``LossyFsError`` if a mount does not answer or a process survives kill -9;
@@ -317,6 +324,9 @@ def power_off(mounts: Sequence[LossyMount], pids: Iterable[int], unmount: bool =
     pids = list(pids)
     reports: list[dict] = []
     try:
+        for m in mounts:
+            if slow_fsync_ms:
+                m.slow_fsync(slow_fsync_ms)
         with ThreadPoolExecutor(max_workers=max(1, len(mounts))) as pool:
             armed = [pool.submit(m.arm, cut_within) for m in mounts]
             wait(armed, return_when=FIRST_COMPLETED)

@@ -129,3 +129,18 @@ def test_durable_at_finds_each_token_and_its_covering_commit(tmp_path):
     log = [(ino, 6, 100), (ino + 1, 99, 150), (ino, 12, 200)]
     found = durable_at([tmp_path], log, [b"TOKA", b"TOKB", b"TOKC", b"NOPE"])
     assert found == {b"TOKA": 100, b"TOKB": 200, b"TOKC": None}
+
+
+def test_only_a_flush_begun_armed_fires_and_slow_takes_effect_at_once(ops, monkeypatch):
+    o, tmp = ops
+    fh = o.create("/wal", 0o644, os.O_WRONLY)
+    o.write("/wal", b"before", 0, fh)
+    monkeypatch.setattr(os, "fdatasync", lambda fd: setattr(o, "_armed", True))  # armed mid-flush
+    o.fsync("/wal", 1, fh)                   # began unarmed: it commits
+    assert not o.crashed and o.slow(30.0) == {"ok": True, "fsync_delay_ms": 30.0}
+    o.write("/wal", b"+after", 6, fh)
+    t0 = time.monotonic()
+    _eio(lambda: o.fsync("/wal", 1, fh))     # began armed: slowed, then cut as it would complete
+    assert time.monotonic() - t0 >= 0.03
+    assert o.crash()["bytes_discarded"] == 6 and (tmp / "wal").read_bytes() == b"before"
+    o.release("/wal", fh)
