@@ -6,7 +6,8 @@ it (``pytest suites/<module> -k <test>`` in a subprocess, the flag passed
 through ``CRUCIBLE_SUT_FAULTS``), and the run must FAIL exactly that
 requirement: pytest exit code 1 and the requirement's status ``fail`` in
 ``report.json`` (an order-type fault's verdict must also name the rule of
-docs/matching-rules.md it breaks). The clean reference, run once over the same selection, must
+docs/matching-rules.md it breaks; a sequencer fault's verdict must say which
+part of the check caught it). The clean reference, run once over the same selection, must
 pass every one of those requirements, so a failure is the fault's doing.
 
 A variant the reference cannot run yet (a node that refuses its flag) is
@@ -40,6 +41,8 @@ VARIANTS = {
     "ignore_wal_crc": ("test_zero_loss.py", "bitflip", "zero_loss.bitflip_wal_tail"),
     "no_gap_rerequest": ("test_exactly_once.py", "same_final_state",
                          "exactly_once.bus_faults.same_final_state"),
+    "stall_after_fault": ("test_exactly_once.py", "resend", "exactly_once.gateway_resend.sequenced_once"),
+    "seq_without_message": ("test_exactly_once.py", "continuity", "exactly_once.sequence_continuity"),
     **{fault: ("test_matching_rules.py", "rule_conformance", "matching.rule_conformance")
        for fault in ("fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
                      "reduce_loses_priority", "replace_keeps_priority")},
@@ -47,6 +50,8 @@ VARIANTS = {
 #: order-type fault -> the rule of docs/matching-rules.md its failing verdict must name
 RULE_BROKEN = {"fok_partial_fill": "R6", "min_qty_ignored": "R7", "market_remainder_rests": "R8",
                "reduce_loses_priority": "R9", "replace_keeps_priority": "R11"}
+#: fault -> how its failing verdict must begin (the part of the check that caught it)
+CAUSE = {"stall_after_fault": "liveness after the fault: ", "seq_without_message": "WAL records: "}
 
 
 def certify(tmp: Path, modules: list[str], expr: str, faults: str = "") -> tuple[int, dict, str]:
@@ -97,3 +102,4 @@ def test_broken_variant_fails_its_requirement(fault, tmp_path):
     assert code == 1, f"pytest exit code {code}, expected 1 (a failed requirement)\n{tail}"
     if fault in RULE_BROKEN:
         assert f"{RULE_BROKEN[fault]} (" in row["summary"], row["summary"]
+    assert row["summary"].startswith(CAUSE.get(fault, "")), row["summary"]
