@@ -389,6 +389,7 @@ class GatewayDesk:
             "held_inputs": self.gate.held,
             "depth": self.depth(now_ns),
             "limit": self.limit,
+            "logger_heard": self._logger_heard,
             "primary": self.primary_id,
             "watermarks": self.watermarks(),
             "counters": {**self.counters, **self.gate.counters},

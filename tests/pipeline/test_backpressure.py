@@ -123,6 +123,8 @@ def test_a_stalled_logger_pushes_back_before_it_falls_out_of_the_ring(cluster):
                 relay=UdpFaultRates(drop=0.10))
     client = p.http("DEMO1")
     try:
+        # the logger counts in the depth from its first watermark on: pause it only after that
+        wait_until(lambda: p.digest("gateway-1")["logger_heard"], timeout_s=5)
         p.cluster.pause("logger")
         try:
             statuses = [client.order(f"l{i}", qty=1, price=9_000).status for i in range(FLOOD)]
