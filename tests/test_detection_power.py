@@ -10,6 +10,9 @@ docs/matching-rules.md it breaks; a sequencer fault's verdict must say which
 part of the check caught it). The clean reference, run once over the same selection, must
 pass every one of those requirements, so a failure is the fault's doing.
 
+The table (variant -> suite selection, requirement, rule, cause) is
+``harness.detection``, shared with ``crucible self-check``.
+
 A variant the reference cannot run yet (a node that refuses its flag) is
 skipped as UNKNOWN with the node's reason, never passed.
 """
@@ -24,35 +27,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.detection import BY_VARIANT, DETECTIONS
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261125
 RUN_TIMEOUT_S = 240
 
 pytestmark = pytest.mark.timeout(600)
-
-#: fault flag -> (suite module, -k expression, requirement that must fail)
-VARIANTS = {
-    "ack_before_durable": ("test_zero_loss.py", "kill-logger", "zero_loss.kill_logger"),
-    "skip_dedup": ("test_exactly_once.py", "resend", "exactly_once.gateway_resend.sequenced_once"),
-    "nondeterministic_tiebreak": ("test_determinism.py", "replica_checkpoints",
-                                  "determinism.replica_checkpoints"),
-    "unmuted_secondary": ("test_exactly_once.py", "reported_once",
-                          "exactly_once.bus_faults.reported_once"),
-    "ignore_wal_crc": ("test_zero_loss.py", "bitflip", "zero_loss.bitflip_wal_tail"),
-    "no_gap_rerequest": ("test_exactly_once.py", "same_final_state",
-                         "exactly_once.bus_faults.same_final_state"),
-    "stall_after_fault": ("test_exactly_once.py", "resend", "exactly_once.gateway_resend.sequenced_once"),
-    "seq_without_message": ("test_exactly_once.py", "continuity", "exactly_once.sequence_continuity"),
-    **{fault: ("test_matching_rules.py", "rule_conformance", "matching.rule_conformance")
-       for fault in ("fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
-                     "reduce_loses_priority", "replace_keeps_priority")},
-}
-#: order-type fault -> the rule of docs/matching-rules.md its failing verdict must name
-RULE_BROKEN = {"fok_partial_fill": "R6", "min_qty_ignored": "R7", "market_remainder_rests": "R8",
-               "reduce_loses_priority": "R9", "replace_keeps_priority": "R11"}
-#: fault -> how its failing verdict must begin (the part of the check that caught it)
-CAUSE = {"stall_after_fault": "liveness after the fault: ", "seq_without_message": "WAL records: "}
-
 
 def certify(tmp: Path, modules: list[str], expr: str, faults: str = "") -> tuple[int, dict, str]:
     """Run the selected suite tests; ``(exit code, {requirement: row}, output tail)``."""
@@ -74,13 +55,13 @@ def certify(tmp: Path, modules: list[str], expr: str, faults: str = "") -> tuple
 @pytest.fixture(scope="module")
 def clean_rows(tmp_path_factory):
     """The clean reference over every selection at once."""
-    modules = sorted({m for m, _, _ in VARIANTS.values()})
-    expr = " or ".join(sorted({k for _, k, _ in VARIANTS.values()}))
+    modules = sorted({d.module for d in DETECTIONS})
+    expr = " or ".join(sorted({d.keyword for d in DETECTIONS}))
     code, rows, tail = certify(tmp_path_factory.mktemp("clean"), modules, expr)
     return code, rows, tail
 
 
-@pytest.mark.parametrize("requirement", sorted({r for _, _, r in VARIANTS.values()}))
+@pytest.mark.parametrize("requirement", sorted({d.requirement for d in DETECTIONS}))
 def test_clean_reference_passes(clean_rows, requirement):
     _code, rows, tail = clean_rows
     row = rows.get(requirement)
@@ -88,10 +69,11 @@ def test_clean_reference_passes(clean_rows, requirement):
     assert row["status"] == "pass", f"{requirement}: {row['status']}: {row['summary']}"
 
 
-@pytest.mark.parametrize("fault", list(VARIANTS))
+@pytest.mark.parametrize("fault", list(BY_VARIANT))
 def test_broken_variant_fails_its_requirement(fault, tmp_path):
-    module, expr, requirement = VARIANTS[fault]
-    code, rows, tail = certify(tmp_path, [module], expr, faults=fault)
+    detection = BY_VARIANT[fault]
+    requirement = detection.requirement
+    code, rows, tail = certify(tmp_path, [detection.module], detection.keyword, faults=fault)
     row = rows.get(requirement)
     assert row is not None, f"{requirement} was not run with {fault}:\n{tail}"
     if row["status"] == "unknown" and "did not start" in row["summary"]:
@@ -100,6 +82,6 @@ def test_broken_variant_fails_its_requirement(fault, tmp_path):
     assert row["status"] == "fail", (f"{fault} was not caught: {requirement} is "
                                      f"{row['status']}: {row['summary']}\n{tail}")
     assert code == 1, f"pytest exit code {code}, expected 1 (a failed requirement)\n{tail}"
-    if fault in RULE_BROKEN:
-        assert f"{RULE_BROKEN[fault]} (" in row["summary"], row["summary"]
-    assert row["summary"].startswith(CAUSE.get(fault, "")), row["summary"]
+    if detection.rule:
+        assert f"{detection.rule} (" in row["summary"], row["summary"]
+    assert row["summary"].startswith(detection.cause), row["summary"]
