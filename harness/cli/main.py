@@ -95,7 +95,14 @@ def _add_load(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal, _add_certify, _add_load]
+def _add_self_check(sub: argparse._SubParsersAction) -> None:
+    from harness.cli.self_check import register
+
+    register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_engine, _add_up, _add_wal, _add_certify,
+                                                                  _add_self_check, _add_load]
 
 
 def build_parser() -> argparse.ArgumentParser:
