@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from harness.coverage import NEEDS
 from harness.hardware import TARGET_KEYS
 from harness.kit import kit_dir
 from harness.latency_budget import parse_budgets
@@ -93,7 +94,6 @@ CERTIFY: dict[str, Key] = {
     **_COMMON,
     "trials": Key("int", 1, "independent trials per fault", low=1),
     "orders_per_trial": Key("int", REQUIRED, "orders sent per trial (open loop)", low=1),
-    "min_acked": Key("int", 100, "fewer acknowledged orders before a fault make zero loss UNKNOWN", low=0),
     "fuzz_frames_per_door": Key("int", 2000, "generated frames per door (OUCH, HTTP, re-request)", low=1),
     "load": Key("map", "{}", "the trials' open-loop order flow", keys={
         "rate_per_s": Key("number", "as fast as the workers go", "requests per second", low=0),
@@ -109,6 +109,11 @@ CERTIFY: dict[str, Key] = {
                               choices=POLICIES, what="policy"),
     "slow_fsync_ms": Key("number", 20, "every fsync on the lossy filesystem takes this much longer (power-off "
                          "and durability-timing trials; 0: no timing trial, N/A)", low=0),
+    "evidence": Key("map", "harness/coverage.py's", "per requirement, the minimum count of each situation it "
+                    "must have seen; below it the verdict is UNKNOWN naming what is missing", keys={
+                        rid: Key("map", "{}", f"the situations {rid} needs", keys={
+                            n.situation: Key("int", n.minimum, n.doc, low=0) for n in needs})
+                        for rid, needs in NEEDS.items()}, what="requirement"),
     "power_off_required": Key("list", "[]", "policies that do not promise to survive power loss but "
                               "must here: a lost ack FAILs instead of being shown N/A", choices=POLICIES,
                               what="policy"),

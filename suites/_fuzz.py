@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from harness.checkers import Verdict
 from harness.clients import basic_auth
+from harness.coverage import covered
 from reference_impl.core import ouch_codec
 from reference_impl.core.errors import DecodeError
 
@@ -88,14 +89,18 @@ def sequenced(sut) -> int | None:
 
 
 def judge(rid: str, frames: int, wanted: int, problems: list[str], evidence: dict,
-          summary: str) -> None:
+          summary: str, profile: dict) -> None:
+    """Fail on problems; else UNKNOWN when fewer frames than asked were generated, or the
+    evidence misses a situation (``harness.coverage``: inputs sent, sequencing counted)."""
     evidence.update(frames=frames, frames_wanted=wanted)
+    counted = evidence.get("sequenced_before") is not None and evidence.get("sequenced_after") is not None
+    seen = {"inputs": frames, "sequencing_counted": int(counted)}
     if problems:
-        s.judge(Verdict.failed(rid, "; ".join(problems), evidence))
+        s.judge(covered(Verdict.failed(rid, "; ".join(problems), evidence), seen, profile))
     if frames < wanted:
-        s.judge(Verdict.unknown(rid, f"only {frames} of {wanted} frames were generated",
-                                evidence))
-    s.judge(Verdict.passed(rid, summary, evidence))
+        s.judge(covered(Verdict.unknown(rid, f"only {frames} of {wanted} frames were generated",
+                                        evidence), seen, profile))
+    s.judge(covered(Verdict.passed(rid, summary, evidence), seen, profile))
 
 
 # ------------------------------------------------------------------ HTTP

@@ -38,7 +38,8 @@ from typing import Any
 from _scenarios import ACCOUNTS, MKT, Step, cancel, new, replace
 from _scenarios_run import STREAM_WAIT_S, Layout, door_accounts, events_of, open_door, play
 
-from harness.checkers.rule_conformance import normalize, parting
+from harness.checkers.rule_conformance import DENSE, normalize, parting
+from harness.coverage import NEEDS
 from harness.history import History
 from harness.model import Model
 from harness.sut.base import Sut
@@ -62,9 +63,9 @@ MAX_QTY = 6
 #: request kind -> weight
 MIX = {"limit": 30, "ioc": 6, "fok": 12, "min_qty": 10, "market": 7, "reduce": 15, "cancel": 4,
        "replace": 16}
-#: the situations where a correct engine and a broken order-type rule differ
-SITUATIONS = ("fok_meets_too_little", "min_qty_meets_too_little", "market_remainder",
-              "reduce_ahead_of_others", "replace_behind_others")
+#: the situations where a correct engine and a broken order-type rule differ (their one home and
+#: minimums: harness.coverage NEEDS)
+SITUATIONS = tuple(n.situation for n in NEEDS[DENSE])
 
 
 class _Plain:

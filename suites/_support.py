@@ -239,6 +239,15 @@ def fold_trials(verdicts: list[Verdict], requirement: str) -> Verdict:
     return v
 
 
+def trials_seen(verdict: Verdict, key: str) -> dict[str, int]:
+    """Coverage counts of a ``fold_trials`` verdict: how many trials, and the least ``key`` any showed.
+
+    The least, not the sum: every trial must have shown enough on its own.
+    """
+    trials = verdict.evidence.get("trials", [])
+    return {"trials": len(trials), key: min((int(t.get(key) or 0) for t in trials), default=0)}
+
+
 def judge(verdict: Verdict) -> Verdict:
     """Record the verdict as the running test's evidence, then pass / fail / skip it."""
     try:

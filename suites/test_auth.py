@@ -14,6 +14,7 @@ from _doors import http_door, ouch_door
 
 from harness.checkers import Verdict
 from harness.clients import basic_auth
+from harness.coverage import covered
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.ouch_messages import EnterOrder
 
@@ -64,7 +65,7 @@ def not_sequenced(before: int | None, after: int | None, what: str) -> list[str]
 
 @pytest.mark.requirement("auth.foreign_token",
                          title="another account's token is unknown to an account")
-def test_foreign_token_is_unknown(auth_sut, seed):
+def test_foreign_token_is_unknown(auth_sut, seed, profile):
     sut = auth_sut
     s.require_features(sut, "http")
     (owner, owner_pw), (other, other_pw) = two_accounts(sut)
@@ -102,14 +103,15 @@ def test_foreign_token_is_unknown(auth_sut, seed):
     if status != 200 or mine.get("state") != "open" or mine.get("open_qty") != 7:
         problems.append(f"{owner}'s order changed: HTTP {status} {mine}")
     rid = "auth.foreign_token"
-    s.judge(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
-            Verdict.passed(rid, f"{other} cannot cancel, replace or read {owner}'s order",
-                           evidence))
+    tried = sum(1 for k in ("foreign_cancel", "foreign_replace", "foreign_get") if k in evidence)
+    s.judge(covered(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
+                    Verdict.passed(rid, f"{other} cannot cancel, replace or read {owner}'s order",
+                                   evidence), {"foreign_requests": tried}, profile))
 
 
 @pytest.mark.requirement("auth.bad_password",
                          title="a wrong password is refused on both doors")
-def test_bad_password(auth_sut):
+def test_bad_password(auth_sut, profile):
     sut = auth_sut
     (account, password), _ = two_accounts(sut)
     before, problems, evidence = head(sut), [], {}
@@ -130,14 +132,14 @@ def test_bad_password(auth_sut):
     rid = "auth.bad_password"
     if not evidence:
         s.na(f"{sut.name} has neither door")
-    s.judge(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
-            Verdict.passed(rid, "a wrong password is refused (HTTP 401, Login Rejected 'A')",
-                           evidence))
+    s.judge(covered(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
+                    Verdict.passed(rid, "a wrong password is refused (HTTP 401, Login Rejected 'A')",
+                                   evidence), {"doors": len(evidence)}, profile))
 
 
 @pytest.mark.requirement("auth.no_login",
                          title="a request without credentials or login is refused")
-def test_no_login(auth_sut):
+def test_no_login(auth_sut, profile):
     sut = auth_sut
     before, problems, evidence = head(sut), [], {}
     if sut.offers("http"):
@@ -160,14 +162,14 @@ def test_no_login(auth_sut):
     rid = "auth.no_login"
     if not evidence:
         s.na(f"{sut.name} has neither door")
-    s.judge(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
-            Verdict.passed(rid, "no credentials: HTTP 401; an OUCH order before login: "
-                           "disconnected", evidence))
+    s.judge(covered(Verdict.failed(rid, "; ".join(problems), evidence) if problems else
+                    Verdict.passed(rid, "no credentials: HTTP 401; an OUCH order before login: "
+                                   "disconnected", evidence), {"doors": len(evidence)}, profile))
 
 
 @pytest.mark.requirement("auth.wrong_session",
                          title="resuming a session that is not the current one is refused")
-def test_resume_wrong_session(auth_sut):
+def test_resume_wrong_session(auth_sut, profile):
     sut = auth_sut
     s.require_features(sut, "ouch")
     (account, password), _ = two_accounts(sut)
@@ -182,8 +184,8 @@ def test_resume_wrong_session(auth_sut):
     evidence = {"current_session": current, "requested_session": wrong, "reply": repr(reply)}
     rid = "auth.wrong_session"
     if isinstance(reply, sb.LoginRejected) and reply.reason == b"S":
-        s.judge(Verdict.passed(rid, "resume of a session that is not current: Login Rejected "
-                               "'S'", evidence))
+        v = Verdict.passed(rid, "resume of a session that is not current: Login Rejected 'S'", evidence)
     else:
-        s.judge(Verdict.failed(rid, f"resume of session {wrong!r} (current {current!r}) got "
-                               f"{reply!r}, not Login Rejected 'S'", evidence))
+        v = Verdict.failed(rid, f"resume of session {wrong!r} (current {current!r}) got "
+                           f"{reply!r}, not Login Rejected 'S'", evidence)
+    s.judge(covered(v, {"resumes": 1}, profile))

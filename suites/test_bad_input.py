@@ -107,7 +107,7 @@ def test_fuzz_http_door(fuzz_sut, seed, profile):
         problems.append(f"after the fuzzing a valid order got HTTP {status} {outputs[:1]}")
     judge("bad_input.http_door", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed requests: no 5xx, only the {counts['order_200']} "
-          "well-formed order requests sequenced; a valid order still accepted")
+          "well-formed order requests sequenced; a valid order still accepted", profile)
 
 @pytest.mark.requirement("bad_input.ouch_door",
                          title="fuzzed SoupBinTCP/OUCH frames: the door keeps serving, "
@@ -174,7 +174,7 @@ def test_fuzz_ouch_door(fuzz_sut, seed, profile):
         problems.append(f"after the fuzzing a valid login and order got {login!r} / {msg!r}")
     judge("bad_input.ouch_door", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed frames, each connection closed by the server, nothing "
-          "sequenced; a valid order still accepted")
+          "sequenced; a valid order still accepted", profile)
 
 
 @pytest.mark.requirement("bad_input.rerequest_port",
@@ -244,4 +244,4 @@ def test_fuzz_rerequest_port(fuzz_sut, seed, profile):
         problems.append(f"a valid re-request for seq 1 went unanswered ({answered['error']})")
     judge("bad_input.rerequest_port", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed datagrams: the sequencer still serves health and "
-          "re-requests, nothing sequenced")
+          "re-requests, nothing sequenced", profile)

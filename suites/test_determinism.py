@@ -29,6 +29,7 @@ from _load import Load, workload
 from harness.checkers import check_book, check_checkpoints, check_offline_replay, check_output_streams
 from harness.checkers.continuity import check_stream_coverage
 from harness.checkers.exactly_once import check_same_final_state
+from harness.coverage import covered
 from harness.sut.base import SutError
 from reference_impl.core import sequenced_codec
 
@@ -50,7 +51,7 @@ def live(sut_name, seed, profile, history, tmp_path_factory):
 
 @pytest.mark.requirement("determinism.replica_checkpoints",
                          title="engine replicas report the same state hash at every common seq")
-def test_replica_checkpoints(live):
+def test_replica_checkpoints(live, profile):
     sut = live["sut"]
     s.require_features(sut, "digest")
     replicas = s.engines(sut)
@@ -65,12 +66,13 @@ def test_replica_checkpoints(live):
         by_replica[name] = points
     v = check_checkpoints(by_replica, requirement="determinism.replica_checkpoints")
     v.evidence.update(load=live["load"], settled=live["settled"]["settled"])
-    s.judge(v)
+    s.judge(covered(v, {"common_checkpoints": v.evidence["seqs_compared"],
+                        "replicas": len([p for p in by_replica.values() if p])}, profile))
 
 
 @pytest.mark.requirement("determinism.offline_replay",
                          title="an offline replay of the journal reaches the live primary's state hash")
-def test_offline_replay(live, tmp_path):
+def test_offline_replay(live, tmp_path, profile):
     sut = live["sut"]
     s.require_features(sut, "digest", "journal")
     primary = s.component(sut, "primary")
@@ -84,7 +86,8 @@ def test_offline_replay(live, tmp_path):
         v = check_offline_replay(wal_records(sut), digest, instruments=sut.instruments() or None,
                                  requirement=rid)
     v.evidence.update(primary=primary, load=live["load"])
-    s.judge(v)
+    replayed = v.evidence.get("replayed_inputs", v.evidence.get("records_applied", 0))
+    s.judge(covered(v, {"journal_entries": replayed}, profile))
 
 
 def own_replay_verdict(sut, digest: dict, work: Path, rid: str):
@@ -116,7 +119,7 @@ def own_replay_verdict(sut, digest: dict, work: Path, rid: str):
 
 @pytest.mark.requirement("determinism.output_streams",
                          title="two replays of one input file give byte-identical outputs")
-def test_two_replays_identical(live, tmp_path):
+def test_two_replays_identical(live, tmp_path, profile):
     sut = live["sut"]
     s.require_features(sut, "journal", "offline_replay")
     journal = sut.journal()
@@ -129,13 +132,13 @@ def test_two_replays_identical(live, tmp_path):
         s.unknown(f"the offline replay failed: {str(exc)[-300:]}")
     v = check_output_streams(a, b, requirement="determinism.output_streams")
     v.evidence.update(inputs=len(journal))
-    s.judge(v)
+    s.judge(covered(v, {"output_lines": min(len(a), len(b))}, profile))
 
 
 @pytest.mark.requirement("book_invariants",
                          title="the primary's outputs match the naive model: never crossed, "
                                "quantity conserved, price-time priority")
-def test_book_invariants(live):
+def test_book_invariants(live, profile):
     sut = live["sut"]
     s.require_features(sut, "journal")
     primary = s.component(sut, "primary")
@@ -145,10 +148,9 @@ def test_book_invariants(live):
         s.na(f"{sut.name}: the primary's output stream is not observable from the harness")
     # outputs the retransmission ring no longer holds would read as differences from the
     # model: a partial stream is UNKNOWN outright, neither a pass nor a fail
-    covered = check_stream_coverage({primary: coverage[primary]},
-                                    requirement="book_invariants")
-    if covered.status != "pass":
-        s.judge(covered)
+    whole = check_stream_coverage({primary: coverage[primary]}, requirement="book_invariants")
+    if whole.status != "pass":
+        s.judge(whole)
     inputs = [sequenced_codec.decode(p) for _, p in wal_records(sut)][:BOOK_MAX_INPUTS]
     if not inputs:
         s.unknown("no sequenced input to check")
@@ -157,4 +159,5 @@ def test_book_invariants(live):
     v = check_book(inputs, outputs, instruments=sut.instruments() or None)
     v.evidence.update(inputs_checked=len(inputs), outputs_checked=len(outputs),
                       load=live["load"], stream_coverage=coverage[primary])
-    s.judge(v)
+    fills = sum(1 for o in outputs if o.get("type") == "executed")
+    s.judge(covered(v, {"inputs": len(inputs), "fills": fills}, profile))

@@ -23,15 +23,15 @@ import time
 import _support as s
 import pytest
 from _scenarios import ACCOUNTS, RULES
-from _scenarios_dense import SITUATIONS, describe, differs, generate, run_dense, shrink_on_sut
+from _scenarios_dense import describe, differs, generate, run_dense, shrink_on_sut
 from _scenarios_run import run_door
 
 from harness.checkers.rule_conformance import DENSE, REQUIREMENT, check_dense_workload, check_rule_conformance
+from harness.coverage import covered, minimums
 
 DOORS = ("http", "ouch")
 DENSE_ORDERS = 400  #: requests of the dense run, per door
 DENSE_RUN = 900  #: the dense runs' indexes start here: bands and tokens apart from the scenarios'
-MIN_SITUATIONS = dict.fromkeys(SITUATIONS, 1)  #: below these counts the dense verdict is UNKNOWN
 SHRINK_S = 20.0  #: the longest a failing dense run is shrunk on the SUT
 
 
@@ -59,15 +59,19 @@ def doors_of(sut) -> list[str]:
 
 @pytest.mark.requirement(REQUIREMENT, title="every matching rule's scenarios give exactly the "
                                             "events the rule says, through every door")
-def test_rule_conformance(rules_sut, history):
+def test_rule_conformance(rules_sut, history, profile):
     sut, nonce = rules_sut, run_nonce()
-    results = [r for door in doors_of(sut) for r in run_door(sut, door, history, nonce)]
-    s.judge(check_rule_conformance(results, RULES))
+    doors = doors_of(sut)
+    results = [r for door in doors for r in run_door(sut, door, history, nonce)]
+    v = check_rule_conformance(results, RULES)
+    judged = {rule: min(sum(1 for r in results if r["rule"] == rule and r["door"] == d and not r.get("unknown"))
+                        for d in doors) for rule in RULES}
+    s.judge(covered(v, {**judged, "doors": len(doors)}, profile))
 
 
 @pytest.mark.requirement(DENSE, title="a dense randomized order flow gives, fill for fill, the "
                                       "events of the naive model, through every door")
-def test_dense_workload(rules_sut, history, seed):
+def test_dense_workload(rules_sut, history, seed, profile):
     sut, nonce = rules_sut, run_nonce()
     steps = generate(random.Random(seed), DENSE_ORDERS)
     runs = [run_dense(sut, door, history, nonce, steps, DENSE_RUN + k)
@@ -76,4 +80,6 @@ def test_dense_workload(rules_sut, history, seed):
     if failing is not None:  # one reproduction: the doors share the engine
         small = shrink_on_sut(sut, failing, steps, history, nonce, DENSE_RUN + 10, SHRINK_S)
         failing["reproduction"] = [describe(step) for step in small]
-    s.judge(check_dense_workload(runs, MIN_SITUATIONS))
+    need = minimums(profile, DENSE)
+    v = check_dense_workload(runs, need)  # per door: each door must meet every minimum
+    s.judge(covered(v, {name: min(r["situations"].get(name, 0) for r in runs) for name in need}, profile))

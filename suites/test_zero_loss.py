@@ -7,7 +7,8 @@ N/A where the SUT offers no ``wal_damage``).
 
 - **kill -9 under load** (secondary, logger, gateway). A seeded load runs;
   once most of the trial's ``orders_per_trial`` are sent (at least
-  ``min_acked`` acknowledged, else the verdict is UNKNOWN), the component is
+  ``acked_before_fault`` acknowledged: the profile's ``evidence:``, else the
+  verdict is UNKNOWN), the component is
   killed while the rest of the load keeps arriving. Every order a client was
   told is accepted must be in the WAL that survives (read before the
   component comes back) and in the recovered state (each account's orders
@@ -41,6 +42,7 @@ from _load import Load, rate, start_fault_load, workload
 from harness.checkers import Verdict, check_no_corrupt_accepted, check_zero_acked_loss
 from harness.checkers.liveness import check_liveness, with_liveness
 from harness.checkers.zero_loss import check_corrupt_middle_refused
+from harness.coverage import covered, minimums
 from harness.profiles import scheduled
 from harness.sut.base import SutError
 
@@ -85,7 +87,7 @@ def kill_trial(sut, history, profile, seed: int, fault: str, trial: int) -> Verd
     if name is None:
         return Verdict.not_applicable(rid, f"{sut.name} has no {role} component")
     orders = int(profile["orders_per_trial"])
-    min_acked = int(profile.get("min_acked", 100))
+    min_acked = minimums(profile, rid)["acked_before_fault"]
     since = len(history.ops)
     flow = workload(sut, seed * 31 + trial, profile, prefix=f"K{trial}{role[:2].upper()}")
     before, load = start_fault_load(sut, history, flow, orders, rate(profile), first_process=10)
@@ -130,7 +132,8 @@ def test_kill_under_load(zl_sut, history, profile, seed, fault):
         s.na(f"profile {profile.get('name')} does not schedule {fault}")
     verdicts = [kill_trial(zl_sut, history, profile, seed, fault, t + 1)
                 for t in range(int(profile.get("trials", 1)))]
-    s.judge(s.fold_trials(verdicts, rid))
+    v = s.fold_trials(verdicts, rid)
+    s.judge(covered(v, s.trials_seen(v, "acked_before_fault"), profile))
 
 
 # ------------------------------------------------------------------ torn tail
@@ -175,7 +178,8 @@ def test_corrupt_wal_tail(zl_sut, history, profile, seed, how):
                                             requirement=f"{rid}.recovery")
     v = s.fold([reported, applied], rid)
     v.evidence.update(evidence)
-    s.judge(with_liveness(v, liveness(sut, history, since, settled, rid)))
+    seen = {"damaged_records": int("last_seq" in window), "intact_records": len(valid)}
+    s.judge(covered(with_liveness(v, liveness(sut, history, since, settled, rid)), seen, profile))
 
 
 # ------------------------------------------------------------ mid-segment bit flip
@@ -232,5 +236,6 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
                                      started, start_error, requirement=rid)
     v.evidence.update(corruption=window, verify_output=verify_output.strip()[-400:],
                       recovery=recovery, start_error=start_error)
-    s.judge(with_liveness(v, liveness(sut, history, since, settled, rid)))
+    seen = {"damaged_records": int("flipped_seq" in done), "intact_records": int(done.get("records_after", 0))}
+    s.judge(covered(with_liveness(v, liveness(sut, history, since, settled, rid)), seen, profile))
 

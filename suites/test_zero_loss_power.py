@@ -34,6 +34,7 @@ from _load import Load, rate, start_fault_load, workload
 
 from harness.checkers import Verdict
 from harness.checkers.zero_loss import CUT_KEYS, acknowledged_orders, check_ack_after_flush, check_power_off
+from harness.coverage import covered, minimums
 from harness.profiles import scheduled
 from reference_impl.core.durability import FSYNC
 
@@ -91,7 +92,7 @@ def power_off_trial(sut_name, seed, profile, history, run_dir: Path, policy: str
         surviving = wal_orders(sut)
     v = check_power_off(s.sub_history(history, since), surviving, crash, policy,
                         required=policy in profile.get("power_off_required", []),
-                        min_acked=int(profile.get("min_acked", 100)),
+                        min_acked=minimums(profile, f"zero_loss.power_off.{policy}")["acked_before_fault"],
                         requirement=f"zero_loss.power_off.{policy}.trial{trial}")
     v.evidence.update(load_before=before.as_dict(), load_during=after.as_dict(),
                       wal_orders=len(surviving), crash=window.get("discarded"))
@@ -112,7 +113,10 @@ def test_power_off(sut_name, seed, profile, history, tmp_path_factory, power_pol
                                 tmp_path_factory.mktemp(f"power_off_{power_policy}"),
                                 power_policy, t + 1)
                 for t in range(int(profile.get("trials", 1)))]
-    s.judge(s.fold_trials(verdicts, rid))
+    v = s.fold_trials(verdicts, rid)
+    seen = {**s.trials_seen(v, "acked_before_fault"),
+            "bytes_discarded": s.trials_seen(v, "bytes_discarded")["bytes_discarded"]}
+    s.judge(covered(v, seen, profile))
 
 
 
@@ -155,6 +159,6 @@ def test_ack_after_flush(sut_name, seed, profile, history, tmp_path_factory):
     keys = {k[1].encode(): k for k in acknowledged_orders(ops)[0]}
     found = durable_at(dirs, log, keys)
     v = check_ack_after_flush(ops, {keys[n]: t for n, t in found.items()}, sut.durability,
-                              min_acked=int(profile.get("min_acked", 100)))
+                              min_acked=minimums(profile, "zero_loss.ack_after_flush")["timed_acks"])
     v.evidence.update(slow_fsync_ms=delay_ms, commits=len(log))
-    s.judge(v)
+    s.judge(covered(v, {"timed_acks": v.evidence.get("timed", 0)}, profile))

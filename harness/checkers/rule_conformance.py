@@ -12,7 +12,7 @@ reason it stayed ``unknown`` (a request that got no answer).
   scenario through some door that ran (its coverage is short, named);
 - **pass**: every scenario of every rule, through every door, matched.
 
-``evidence["coverage"]`` is the per-rule table: scenarios passed, failed and
+``evidence["per_rule"]`` is the per-rule table: scenarios passed, failed and
 unknown per door.
 
 ``check_dense_workload`` judges the dense randomized runs the same way, with
@@ -86,7 +86,7 @@ def check_rule_conformance(results: Iterable[Mapping[str, Any]], rules: Sequence
         failures += bad
     coverage = [{"rule": rule, "door": door, **cell} for (rule, door), cell in sorted(
         table.items(), key=lambda kv: (int(kv[0][0][1:]) if kv[0][0][1:].isdigit() else 0, kv[0]))]
-    evidence: dict[str, Any] = {"doors": doors, "scenarios": len(results), "coverage": coverage,
+    evidence: dict[str, Any] = {"doors": doors, "scenarios": len(results), "per_rule": coverage,
                                 "failures": first(failures), "unknown": first(unknowns)}
     if failures:
         where = sorted({f"{f['rule']} ({f['door']})" for f in failures})

@@ -34,6 +34,7 @@ import yaml
 
 from harness import hardware as hw_mod
 from harness.checkers.verdict import FAIL, UNKNOWN, Verdict, combine, status_from_skip_reason
+from harness.coverage import NEEDS, merge_rows
 from harness.history import NEMESIS, History, Op
 from harness.profiles import ProfileError, load_profile
 from harness.report import make_run_dir, new_run_id, utc_now
@@ -208,8 +209,12 @@ class CertifyRun:
         if rid is None:
             names = {v.requirement for v in verdicts}
             rid = names.pop() if len(names) == 1 else f"{suite}::{nodeid.rpartition('::')[2]}"
+        coverage = merge_rows([v.evidence["coverage"] for v in verdicts if "coverage" in v.evidence])
+        if status == PASS and rid in NEEDS and not coverage:
+            status, summary = UNKNOWN, (f"passed without counting its evidence: {rid} needs "
+                                        f"{', '.join(n.situation for n in NEEDS[rid])} (harness/coverage.py)")
         duration = sum(r.duration for r in reports.values())
-        outcome = TestOutcome(nodeid, rid, title, suite, status, summary, evidence, duration)
+        outcome = TestOutcome(nodeid, rid, title, suite, status, summary, evidence, duration, coverage)
         self.outcomes.append(outcome)
         return outcome
 

@@ -40,6 +40,7 @@ white-space:nowrap;display:inline-block}
 background:#fafafa;border:1px solid #eee;padding:6px;max-height:30em;overflow:auto}
 .verdict{font-size:20px} details summary{cursor:pointer;color:#1565c0} img{max-width:100%}
 .muted{color:#777} code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
+table.coverage{width:auto;font-size:12px;margin:4px 0} table.coverage tr.short td{color:#ef6c00;font-weight:600}
 """
 
 
@@ -90,6 +91,17 @@ def _meta_rows(report: Mapping[str, Any]) -> str:
     return "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows)
 
 
+def _coverage(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A requirement's evidence coverage: seen against needed per situation, short ones marked."""
+    if not rows:
+        return ""
+    cells = "".join(
+        f'<tr class="{"short" if r["seen"] < r["needed"] else ""}"><td>{escape(r["situation"])}</td>'
+        f'<td>{r["seen"]}</td><td>{r["needed"]}</td><td>{escape(r.get("doc", ""))}</td></tr>' for r in rows)
+    return ('<table class="coverage"><tr><th>situation</th><th>seen</th><th>needed</th><th></th></tr>'
+            f"{cells}</table>")
+
+
 def _verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return '<p class="muted">No requirement was checked.</p>'
@@ -103,7 +115,7 @@ def _verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f'<tr class="req-{escape(row["status"])}"><td>{_badge(row["status"])}</td>'
             f"<td><b>{escape(row['id'])}</b><br>{escape(row.get('title', ''))}</td>"
             f"<td>{escape(row.get('suite', ''))}</td>"
-            f"<td>{escape(row.get('summary', ''))}{evidence}</td>"
+            f"<td>{escape(row.get('summary', ''))}{_coverage(row.get('coverage') or [])}{evidence}</td>"
             f"<td>{row.get('duration_s', 0):.2f}</td></tr>")
     out.append("</table>")
     return "".join(out)

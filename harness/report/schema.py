@@ -15,6 +15,10 @@ that did not finish (pytest interrupted or crashed) cannot pass: it is
 unknown at best. No requirement at all is unknown (nothing was checked).
 Exit codes: 0 pass (n/a allowed), 1 fail, 2 unknown.
 
+Each row carries its requirement's evidence coverage (``harness.coverage``:
+situation, seen, needed; summed over the requirement's tests), empty for a
+requirement that declares none.
+
 Versioning: ``schema_version`` is ``MAJOR.MINOR``. A reader accepts any
 report with its own major version; minor versions only add fields.
 """
@@ -28,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.verdict import FAIL, NA, PASS, STATUSES, UNKNOWN, Verdict, combine
+from harness.coverage import merge_rows
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 EXIT_CODES = {PASS: 0, NA: 0, FAIL: 1, UNKNOWN: 2}
 PYTEST_COMPLETE = {0: "all tests passed", 1: "some tests failed", 5: "no tests were collected"}
 PYTEST_EXIT_NAMES = {2: "interrupted", 3: "internal error", 4: "usage error"}
@@ -64,6 +69,7 @@ class TestOutcome:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    coverage: list[dict[str, Any]] = field(default_factory=list)  #: harness.coverage rows
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -97,6 +103,7 @@ def requirement_rows(outcomes: Iterable[TestOutcome]) -> list[dict[str, Any]]:
             "status": status, "summary": summary, "evidence": evidence,
             "duration_s": round(sum(t.duration_s for t in tests), 6),
             "tests": [t.nodeid for t in tests],
+            "coverage": merge_rows([t.coverage for t in tests if t.coverage]),
         })
     return rows
 

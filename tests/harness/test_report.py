@@ -98,7 +98,7 @@ def test_overall_names_what_did_not_pass():
 
 def test_validate_catches_broken_reports(tmp_path):
     good = report_for([outcome("a", "r", "pass")])
-    assert good["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert good["schema_version"] == SCHEMA_VERSION == "1.2"
     bad = json.loads(json.dumps(good))
     bad["requirements"][0]["status"] = "maybe"
     bad["exit_code"] = 1

@@ -32,7 +32,7 @@ def test_normalize_keeps_what_a_client_sees_and_cuts_the_prefix():
 def test_every_stream_as_the_rule_gives_passes_with_a_coverage_table():
     v = check_rule_conformance([result(FOK), result(FOK, "ouch")], ["R6"])
     assert v.status == "pass", v.summary
-    assert v.evidence["coverage"] == [
+    assert v.evidence["per_rule"] == [
         {"rule": "R6", "door": "http", "pass": 1, "fail": 0, "unknown": 0},
         {"rule": "R6", "door": "ouch", "pass": 1, "fail": 0, "unknown": 0}]
 
