@@ -75,14 +75,14 @@ NEEDS: dict[str, tuple[Need, ...]] = {
     "bad_input.ouch_door": _FUZZ,
     "bad_input.rerequest_port": _FUZZ,
     "determinism.replica_checkpoints": _needs(
-        Need("common_checkpoints", 2, "seqs at which two replicas both reported a state hash"),
+        Need("common_checkpoints", 1, "seqs at which two replicas both reported a state hash"),
         Need("replicas", 2, "engine replicas compared")),
     "determinism.offline_replay": _needs(
-        Need("journal_entries", 1000, "sequenced messages replayed offline")),
-    "determinism.output_streams": _needs(Need("output_lines", 1000, "output records compared")),
+        Need("journal_entries", 250, "sequenced messages replayed offline")),
+    "determinism.output_streams": _needs(Need("output_lines", 250, "output records compared")),
     "book_invariants": _needs(
-        Need("inputs", 1000, "sequenced messages checked against the model"),
-        Need("fills", 100, "executions checked for quantity and priority")),
+        Need("inputs", 250, "sequenced messages checked against the model"),
+        Need("fills", 40, "executions checked for quantity and priority")),
     "exactly_once.bus_faults.same_final_state": _needs(
         Need("dropped", 1, "bus datagrams dropped"), Need("duplicated", 1, "bus datagrams duplicated"),
         Need("reordered", 1, "bus datagrams reordered"),
@@ -93,7 +93,11 @@ NEEDS: dict[str, tuple[Need, ...]] = {
         Need("fills", 10, "fills whose reports were counted")),
     "exactly_once.gateway_resend.sequenced_once": _needs(
         Need("resends", 1, "requests the gateway sent again"),
-        Need("requests", 100, "client requests checked for one sequencing each")),
+        Need("requests", 100, "client requests checked for one sequencing each"),
+        Need("in_flight_at_pause", 200, "client requests unanswered when the paused sequencer resumed"),
+        Need("resends_after_1000", 1, "resends the sequencer met behind 1000 or more other requests"),
+        Need("orders_after_restart", 20, "orders accepted after the gateway was killed and restarted"),
+        Need("new_incarnation", 1, "requests sequenced under the restarted gateway's new incarnation")),
     "exactly_once.output_faults.reported_once": _needs(
         Need("dropped", 1, "output datagrams dropped on the way to the gateways"),
         Need("duplicated", 1, "output datagrams duplicated on the way to the gateways"),
@@ -101,6 +105,12 @@ NEEDS: dict[str, tuple[Need, ...]] = {
         Need("requests", 100, "client requests checked for exactly one outcome")),
     "exactly_once.sequence_continuity": _needs(
         Need("records", 100, "sequenced records checked up to the sequencer's head")),
+    **{f"exactly_once.session_resume.{door}": _needs(
+        Need("resumes", 20, "re-logins judged against the account's full outbound history"),
+        Need("edge_points", 5, "edge points tried: the first, the last, the next, past the next, current"),
+        Need("mid_traffic", 10, "re-logins made while traffic was being released"),
+        Need("messages", 2000, "replayed and live messages compared with the history"))
+       for door in ("soupbintcp", "sse")},
     "matching.rule_conformance": _needs(
         *(Need(rule, 1, f"scripted scenarios of rule {rule} (docs/matching-rules.md)") for rule in _RULES),
         Need("doors", 1, "doors every scenario ran through")),
