@@ -57,6 +57,10 @@ DETECTIONS: tuple[Detection, ...] = (
     Detection("market_remainder_rests", "a market order's remainder that rests", *MATCHING, rule="R8"),
     Detection("reduce_loses_priority", "a reduce that loses priority", *MATCHING, rule="R9"),
     Detection("replace_keeps_priority", "a replace that keeps its priority", *MATCHING, rule="R11"),
+    Detection("soupbin_resume_after", "a SoupBinTCP re-login replayed from the requested number + 1",
+              "test_session_resume.py", "soupbintcp_resume", "exactly_once.session_resume.soupbintcp"),
+    Detection("sse_resume_at_id", "an SSE stream resumed from Last-Event-ID itself, not after it",
+              "test_session_resume.py", "sse_resume", "exactly_once.session_resume.sse"),
 )
 
 BY_VARIANT: dict[str, Detection] = {d.variant: d for d in DETECTIONS}

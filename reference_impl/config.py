@@ -36,6 +36,7 @@ HOST = "127.0.0.1"
 BROKEN_VARIANTS = ("ack_before_durable", "skip_dedup", "nondeterministic_tiebreak", "unmuted_secondary",
                    "ignore_wal_crc", "no_gap_rerequest", "seq_without_message", "stall_after_fault",
                    "fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
+                   "soupbin_resume_after", "sse_resume_at_id",
                    "reduce_loses_priority", "replace_keeps_priority")
 
 

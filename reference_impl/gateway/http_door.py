@@ -64,6 +64,8 @@ class HttpSettings:
     gateway_id: int
     durability: str
     request_timeout_s: float = REQUEST_TIMEOUT_S  #: 504 (outcome unknown) after this long
+    #: test-only variant ``sse_resume_at_id``: resume from Last-Event-ID itself, not after it
+    resume_at_id: bool = False
 
 
 def error(status: int, code: str, field: str | None, message: str,
@@ -224,7 +226,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         journal = gateway.account(account)
         start = journal.next_out_seq if journal is not None else 1
     elif raw.isascii() and raw.isdigit():
-        start = int(raw) + 1
+        start = int(raw) + (0 if _settings(request).resume_at_id else 1)
     else:
         return error(400, "wrong_type", "Last-Event-ID", "expected a non-negative integer")
     queue: asyncio.Queue[Outbound | None] = asyncio.Queue()

@@ -100,11 +100,13 @@ async def _main(args: argparse.Namespace, cfg: ClusterConfig) -> None:
     incarnation = next_incarnation(Path(args.run_dir), args.id, int(time.time()))
     node = GatewayNode(cfg, args.id, incarnation)
     gw = node.gw
-    ouch = await ouch_door.start(node, OuchSettings(node.session, args.ouch_idle_timeout_s),
-                                 HOST, gw.ouch_port)
+    ouch = await ouch_door.start(
+        node, OuchSettings(node.session, args.ouch_idle_timeout_s,
+                           resume_after=cfg.broken("soupbin_resume_after")), HOST, gw.ouch_port)
     node.ouch_counters = ouch.counters
-    http = await http_door.start(node, HttpSettings(gw.id, cfg.durability, args.request_timeout_s),
-                                 HOST, gw.http_port)
+    http = await http_door.start(
+        node, HttpSettings(gw.id, cfg.durability, args.request_timeout_s,
+                           resume_at_id=cfg.broken("sse_resume_at_id")), HOST, gw.http_port)
     freeze_gc_survivors()
     await node.run(stop, (ouch, http))
 

@@ -63,6 +63,8 @@ class OuchSettings:
     session: str  #: the SoupBinTCP session name: the gateway's incarnation
     idle_timeout_s: float = IDLE_TIMEOUT_S
     login_timeout_s: float = LOGIN_TIMEOUT_S
+    #: test-only variant ``soupbin_resume_after``: replay from the requested number + 1
+    resume_after: bool = False
 
 
 class OuchConnection(asyncio.Protocol):
@@ -159,7 +161,8 @@ class OuchConnection(asyncio.Protocol):
 
     def _open_journal(self, account: str) -> Account:
         """The session accepted a login: subscribe, and replay from the journal returned."""
-        return self.gateway.subscribe(account, self.deliver)
+        journal = self.gateway.subscribe(account, self.deliver)
+        return _AfterRequested(journal) if self.door.settings.resume_after else journal
 
     # --------------------------------------------------------------- output
 
@@ -219,6 +222,21 @@ class OuchConnection(asyncio.Protocol):
         if account is not None:
             self.gateway.unsubscribe(account, self.deliver)
         self.door.connections.discard(self)
+
+
+class _AfterRequested:
+    """Test-only broken variant ``soupbin_resume_after``: the requested sequence number read as
+    the last one the client has (SSE's meaning), so the replay starts one later than announced."""
+
+    def __init__(self, journal: Account) -> None:
+        self.journal = journal
+
+    @property
+    def next_out_seq(self) -> int:
+        return self.journal.next_out_seq
+
+    def since(self, from_seq: int) -> list[Outbound]:
+        return self.journal.since(from_seq + 1)
 
 
 class OuchDoor:

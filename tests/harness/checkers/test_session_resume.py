@@ -106,3 +106,18 @@ def test_too_few_resumes_is_unknown_but_a_bad_one_still_fails():
     assert v.status == "unknown" and "3 resumes, fewer than 10" in v.summary
     bad = replay(SOUPBINTCP, 4, shift=1)
     assert check_session_resume(RID, HISTORY, [bad], min_resumes=10).status == "fail"
+
+
+def test_coverage_below_the_minimums_is_unknown_naming_them():
+    from harness.coverage import covered
+
+    rid = "exactly_once.session_resume.sse"
+    v = check_session_resume(rid, HISTORY, good_resumes(), min_resumes=1)
+    seen = {"resumes": v.evidence["resumes"], "edge_points": len(v.evidence["edges"]),
+            "mid_traffic": v.evidence["mid_traffic"], "messages": v.evidence["messages"]}
+    thin = covered(v, seen, {})
+    assert thin.status == "unknown"
+    assert "resumes: 12 of 20" in thin.summary and "mid_traffic: 0 of 10" in thin.summary
+    assert "edge_points" not in thin.summary
+    ok = covered(v, seen, {"evidence": {rid: {"resumes": 12, "mid_traffic": 0, "messages": 1}}})
+    assert ok.status == "pass" and ok.evidence["coverage"]
