@@ -4,9 +4,10 @@
 packaged default config, moved to a free port block at start);
 ``load_sut("path/to/sut.yaml", run_dir, seed)`` an ``ExternalSut`` from that
 descriptor (docs/certify-your-exchange.md). Extra keyword options (durability,
-transport, faults, fsync_delay_ms, bus_relay, relay_rates, port_offset) go to
-the adapter. An external SUT accepts ``bus_relay`` and ``relay_rates`` but does
-not offer the relay (``offers("bus_relay")`` is False), and raises
+transport, faults, fsync_delay_ms, bus_relay, relay_rates, output_relay,
+port_offset) go to the adapter. An external SUT accepts ``bus_relay``,
+``relay_rates`` and ``output_relay`` but does not offer the relays
+(``offers("bus_relay")`` is False), and raises
 ``NotSupported`` for an option that would change what is under test (another
 durability policy, faults, transport, fsync delay), so a suite can mark the
 requirement ``N/A``. The suites reach a SUT through ``base.Sut`` alone: its

@@ -58,7 +58,7 @@ POLL_S = 0.05
 _ALWAYS = frozenset({"kill", "pause", "restart"})
 #: Options that add a harness instrument rather than change the SUT's behaviour: an
 #: external SUT accepts them and answers ``offers(...)`` False, so the suite says N/A.
-_INSTRUMENTS = frozenset({"bus_relay", "relay_rates"})
+_INSTRUMENTS = frozenset({"bus_relay", "relay_rates", "output_relay"})
 
 
 def _http_get(url: str, timeout_s: float) -> Reply:

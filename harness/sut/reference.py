@@ -12,6 +12,10 @@ The offset is held from ``start()`` to ``stop()``.
 sequencer and the input-stream subscribers: the sequencer alone gets the
 config from ``reference_relay.relayed`` whose fan-out targets are the relay's
 ports, inside the same port block. Needs ``transport="unicast"``.
+``output_relay=True`` does the same on the output stream toward the gateways
+(``set_output_faults(...)``): the engines get the config from
+``reference_relay.output_relayed`` whose gateway targets are a second
+relay's ports; re-requests and their answers go around it, as on the bus.
 
 Every optional capability of ``base.Sut`` is offered. The logger's WAL is
 ``crucible-wal-1``: ``journal()`` (``harness.sut.journal``), ``wal_records()``
@@ -38,7 +42,12 @@ from harness.sut import ports as port_alloc
 from harness.sut.base import ROLES, NotSupported, StreamPort, Sut, SutError, check_feature
 from harness.sut.journal import wal_journal
 from harness.sut.mold_fetch import published_streams
-from harness.sut.reference_relay import input_subscriber_ports, relayed
+from harness.sut.reference_relay import (
+    input_subscriber_ports,
+    output_relayed,
+    output_subscriber_ports,
+    relayed,
+)
 from reference_impl import config as config_mod
 from reference_impl.config import HOST, ClusterConfig
 from reference_impl.edges import process
@@ -73,7 +82,8 @@ class ReferenceSut(Sut):
                  durability: str | None = None, transport: str | None = None,
                  faults: tuple[str, ...] | list[str] | None = None,
                  fsync_delay_ms: int | None = None, bus_relay: bool = False,
-                 relay_rates: UdpFaultRates = CLEAN, port_offset: int | None = None,
+                 relay_rates: UdpFaultRates = CLEAN, output_relay: bool = False,
+                 port_offset: int | None = None,
                  health_timeout_s: float = 20.0, stop_grace_s: float = 5.0) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.seed = seed
@@ -92,27 +102,34 @@ class ReferenceSut(Sut):
         if fsync_delay_ms is not None:
             changes["logger"] = dataclasses.replace(base.logger, fsync_delay_ms=fsync_delay_ms)
         self.base_config = base.with_overrides(**changes)
-        if bus_relay and self.base_config.transport != "unicast":
-            raise ValueError("bus_relay needs transport='unicast'")
+        for asked, what in ((bus_relay, "bus_relay"), (output_relay, "output_relay")):
+            if asked and self.base_config.transport != "unicast":
+                raise ValueError(f"{what} needs transport='unicast'")
         self.bus_relay = bus_relay
+        self.output_relay = output_relay
         self.relay_rates = relay_rates
         self.port_offset = port_offset
         self.health_timeout_s = health_timeout_s
         self.stop_grace_s = stop_grace_s
-        self.relay_ports_base = self._relay_ports(self.base_config) if bus_relay else []
+        n_bus = len(input_subscriber_ports(self.base_config)) if bus_relay else 0
+        n_out = len(output_subscriber_ports(self.base_config)) if output_relay else 0
+        ports = self._relay_ports(self.base_config, n_bus + n_out)
+        self.relay_ports_base, self.output_relay_ports_base = ports[:n_bus], ports[n_bus:]
         self.config: ClusterConfig | None = None  #: the effective (shifted) config once started
         self.cluster: Cluster | None = None
         self.relay: UdpFaultRelay | None = None
         self.relay_counts = None  #: the relay's final counts after ``stop()``
+        self.out_relay: UdpFaultRelay | None = None
+        self.out_relay_counts = None  #: the output relay's final counts after ``stop()``
         self._block: port_alloc.PortBlock | None = None
         self._last_offset: int | None = port_offset
         self._plan = {c.name: c for c in plan_components(self.base_config)}
         self._wal = wal_files.WalDir(self.data_dirs()["logger"])
 
     @staticmethod
-    def _relay_ports(cfg: ClusterConfig) -> list[int]:
+    def _relay_ports(cfg: ClusterConfig, count: int) -> list[int]:
         taken, out, p = set(cfg.ports()), [], RELAY_BASE_PORT
-        while len(out) < len(input_subscriber_ports(cfg)):
+        while len(out) < count:
             if p not in taken:
                 out.append(p)
             p += 1
@@ -123,7 +140,7 @@ class ReferenceSut(Sut):
     def start(self) -> ReferenceSut:
         if self.cluster is not None:
             raise RuntimeError("ReferenceSut is already started")
-        all_ports = self.base_config.ports() + self.relay_ports_base
+        all_ports = self.base_config.ports() + self.relay_ports_base + self.output_relay_ports_base
         if self.port_offset is not None:
             block = port_alloc.take(all_ports, self.port_offset)
         else:
@@ -136,6 +153,11 @@ class ReferenceSut(Sut):
                 seq_cfg, routes = relayed(cfg, [p + block.offset for p in self.relay_ports_base])
                 own["sequencer"] = seq_cfg
                 self.relay = UdpFaultRelay(routes, self.seed, self.relay_rates).start()
+            if self.output_relay:
+                ports = [p + block.offset for p in self.output_relay_ports_base]
+                engine_cfg, routes = output_relayed(cfg, ports)
+                own.update({f"engine-{e.id}": engine_cfg for e in cfg.engines})
+                self.out_relay = UdpFaultRelay(routes, self.seed).start()
             self.config = cfg
             self.cluster = Cluster(cfg, self.run_dir, component_configs=own,
                                    health_timeout_s=self.health_timeout_s,
@@ -162,6 +184,9 @@ class ReferenceSut(Sut):
         if self.relay is not None:
             self.relay_counts = self.relay.stop()
             self.relay = None
+        if self.out_relay is not None:
+            self.out_relay_counts = self.out_relay.stop()
+            self.out_relay = None
         if self._block is not None:
             self._block.release()
             self._block = None
@@ -208,6 +233,8 @@ class ReferenceSut(Sut):
         check_feature(feature)
         if feature == "bus_relay":
             return self.bus_relay
+        if feature == "output_relay":
+            return self.output_relay
         return feature in _OFFERED
 
     def data_dirs(self) -> dict[str, Path]:
@@ -267,6 +294,10 @@ class ReferenceSut(Sut):
     def stages(self, name: str, n: int) -> dict[str, Any]:
         return self.admin(name, f"stages {n}")
 
+    def in_flight_limit(self) -> int:
+        """The first gateway's own figure (its digest), as its config and the desk make it."""
+        return int(self.digest(self.role("gateway"))["in_flight_limit"])
+
     # -------------------------------------------------------------- the WAL (crucible-wal-1)
 
     def journal(self) -> list[dict]:
@@ -311,6 +342,18 @@ class ReferenceSut(Sut):
 
     def bus_fault_counts(self) -> dict[str, int]:
         return self._relay().counts().as_dict()
+
+    def _out_relay(self) -> UdpFaultRelay:
+        if self.out_relay is None:
+            raise NotSupported("reference: no output relay (built without output_relay, "
+                               "or not started)")
+        return self.out_relay
+
+    def set_output_faults(self, rates: UdpFaultRates) -> None:
+        self._out_relay().set_rates(rates)
+
+    def output_fault_counts(self) -> dict[str, int]:
+        return self._out_relay().counts().as_dict()
 
     # -------------------------------------------------------------- offline replay
 

@@ -30,6 +30,7 @@ METHODS = {
     "wal_damage": ("damage_wal", "repair_wal", "verify_wal"),
     "output_streams": ("output_streams",), "rerequest": ("stream_port",),
     "bus_relay": ("set_bus_faults", "bus_fault_counts"), "offline_replay": ("offline_replay",),
+    "output_relay": ("set_output_faults", "output_fault_counts"),
     "stages": ("stages",), "power_off": ("data_dirs",), "recover": ("recover",),
 }
 
