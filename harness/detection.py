@@ -61,6 +61,8 @@ DETECTIONS: tuple[Detection, ...] = (
               "test_session_resume.py", "soupbintcp_resume", "exactly_once.session_resume.soupbintcp"),
     Detection("sse_resume_at_id", "an SSE stream resumed from Last-Event-ID itself, not after it",
               "test_session_resume.py", "sse_resume", "exactly_once.session_resume.sse"),
+    Detection("forward_refused", "a gateway that refuses an order for backpressure yet forwards it",
+              "test_backpressure.py", "never_sequenced", "backpressure.refused_never_sequenced"),
 )
 
 BY_VARIANT: dict[str, Detection] = {d.variant: d for d in DETECTIONS}

@@ -1,38 +1,62 @@
-"""Backpressure: past the limit a new order is refused at once, and what was admitted completes.
+"""Backpressure: past the in-flight limit new orders are refused at once, and refused ones never sequenced.
 
-One SUT for the module. The sequencer is paused (SIGSTOP), so nothing the
-gateway forwards can be sequenced and every admitted request stays in
-flight; one OUCH session then floods the door with ``FLOOD`` resting orders,
-pipelined. Past the gateway's limit (its in-flight window: 3,584 new orders
-for the reference) each further order must be refused *at once*: an Order
-Rejected with reason ``C`` that arrives while the core is still stopped, so
-it did not wait for the core. An HTTP order sent then must get 429 with
-``Retry-After`` within ``AT_ONCE_S``. After the resume, every admitted order
-must be accepted (each exactly once) within ``COMPLETE_S``.
+One SUT and one flood trial for the module (``flood``), judged twice. The
+sequencer is paused (SIGSTOP), so nothing the gateway forwards can be
+sequenced and every admitted request stays in flight. Then, at once,
+``OUCH_SESSIONS`` OUCH sessions (one account each) pipeline their shares of
+the flood, and ``HTTP_THREADS`` HTTP clients of the same accounts post
+orders until one is admitted, so that together, on both doors, the requests
+cross the limit. The flood is the SUT's declared in-flight limit
+(``Sut.in_flight_limit``: the reference's is its gateway's own figure) plus
+a sixth of it; without a declared limit, ``FLOOD`` orders.
 
-A SUT without a pausable sequencer is flooded without the pause; if the flood
-never reaches its limit the verdict is UNKNOWN, never a pass, unless what it
-did show is wrong (an HTTP answer other than 429, an admitted order that never
-completed): ``check_refuse_at_once`` judges problems before thinness.
+Past the limit each further order must be refused *at once*: an OUCH Order
+Rejected with reason ``C`` that arrives while the core is still stopped (so
+it did not wait for the core), an HTTP 429 with ``Retry-After``; one more
+HTTP order sent once the flood is in must get that 429 within ``AT_ONCE_S``.
+After the resume, every admitted order must be accepted (each exactly once)
+within ``COMPLETE_S``.
+
+- ``backpressure.refuse_at_once`` (``check_refuse_at_once``): the
+  refusals, the completions, and with a declared limit the number admitted
+  while the core was stopped: never more than the limit (a flood past it
+  never refused FAILS), refusals not beginning far below it. Without a
+  pausable sequencer or a declared limit, a flood never refused is UNKNOWN.
+- ``backpressure.refused_never_sequenced``
+  (``check_refused_never_sequenced``): once the SUT settled, every refused
+  token is looked up in its sequenced input (the stored WAL, else the
+  journal, through the adapter): a refused order that was still forwarded
+  and sequenced, or accepted afterwards, FAILS; every admitted one must be
+  there exactly once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 
 import _support as s
 import pytest
 from _doors import http_door, ouch_door
+from _evidence import sequenced_messages
 
-from harness.checkers.backpressure import check_refuse_at_once
+from harness.checkers.backpressure import check_refuse_at_once, check_refused_never_sequenced
 from harness.clients import SoupBinClient
+from harness.coverage import covered
+from harness.sut.base import NotSupported
 from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
+from reference_impl.core.messages import NewOrder
 from reference_impl.core.ouch_messages import EnterOrder, OrderAccepted, OrderRejected
 
-FLOOD = 4200  #: well past the reference gateway's 3,584 in-flight new orders
+FLOOD = 4200  #: without a declared limit: well past the reference gateway's 3,584
+OUCH_SESSIONS = 3
+HTTP_THREADS = 4
+HTTP_EACH = 20  #: orders an HTTP client posts at most, stopping at its first admitted one
 AT_ONCE_S = 1.0
 QUIET_S = 0.5  #: the door said all it will say while the core is stopped
+SENTINEL_QUIET_S = 2.0  #: no answer to a session's closing invalid order this long: read no more
 COMPLETE_S = 30.0
 BACKPRESSURE_CODE = b"C"
 
@@ -64,79 +88,227 @@ def read_for(c: SoupBinClient, quiet_s: float, until: float, done=lambda packet:
     return out
 
 
-def http_429(sut, token: str) -> dict:
-    account, password = next(iter(sut.accounts().items()))
+def messages(packets: list) -> list:
+    return [(t, ouch_codec.decode_outbound(p.payload)) for t, p in packets
+            if isinstance(p, sb.SequencedData)]
+
+
+def declared_limit(sut) -> int | None:
+    try:
+        return sut.in_flight_limit()
+    except NotSupported:
+        return None
+
+
+def http_order(sut, auth: tuple[str, str], token: str, price: int) -> dict:
+    """One resting buy through the HTTP door: its status (None: no answer) and time."""
     symbol = next(iter(sut.instruments()), "ACME")
-    body = {"token": token, "symbol": symbol, "side": "B", "qty": 1,
-            "price": 100 * sut.instruments().get(symbol, 100)}
-    with http_door(sut, (account, password), timeout_s=AT_ONCE_S * 5) as door:
+    body = {"token": token, "symbol": symbol, "side": "B", "qty": 1, "price": price}
+    with http_door(sut, auth, timeout_s=COMPLETE_S) as door:
         t0 = time.monotonic()
         try:
             reply = door.request("POST", "/v1/orders", body)
         except OSError as exc:
-            return {"status": None, "error": str(exc), "seconds": time.monotonic() - t0}
-    return {"status": reply.status, "retry_after": reply.headers.get("Retry-After"),
+            return {"token": token, "status": None, "error": str(exc),
+                    "seconds": round(time.monotonic() - t0, 4)}
+    return {"token": token, "status": reply.status, "retry_after": reply.headers.get("Retry-After"),
             "seconds": round(time.monotonic() - t0, 4)}
 
 
-@pytest.mark.requirement("backpressure.refuse_at_once",
-                         title="past the in-flight limit new orders are refused at once "
-                               "(OUCH reject 'C', HTTP 429) and admitted orders complete")
-def test_flood_is_refused_at_once_and_admitted_orders_complete(bp_sut, seed, history):
+class Session:
+    """One OUCH session's share of the flood: send it all at once, read what comes back.
+
+    The share ends with a *sentinel*, an order of quantity 0: its stateless
+    reject needs no core, and a door answers one session's frames in order,
+    so once it is back every refusal of the share is too (the doors are
+    busy with the other sessions meanwhile, longer than any quiet spell).
+    """
+
+    def __init__(self, sut, account: str, password: str, tokens: list[str], price) -> None:
+        self.account, self.tokens = account, tokens
+        self.client = ouch_door(sut, timeout_s=5.0)
+        if not isinstance(self.client.login(account, password), sb.LoginAccepted):
+            s.unknown(f"the OUCH login of {account} was refused; nothing to flood")
+        symbol = next(iter(sut.instruments()), "ACME")
+        self.sentinel = tokens[0][:-1] + "S"
+        orders = [EnterOrder(t, b"B", 1, symbol, price(i)) for i, t in enumerate(tokens)]
+        orders.append(EnterOrder(self.sentinel, b"B", 0, symbol, price(0)))
+        self.frames = b"".join(sb.encode(sb.UnsequencedData(ouch_codec.encode(o))) for o in orders)
+        self.early: list = []
+        self.accepted: Counter[str] = Counter()
+
+    def flood(self, t0: float) -> None:
+        self.client.send_raw(self.frames)
+
+        def sentinel_back(p) -> bool:
+            return isinstance(p, sb.SequencedData) and \
+                getattr(ouch_codec.decode_outbound(p.payload), "order_token", "") == self.sentinel
+
+        early = messages(read_for(self.client, SENTINEL_QUIET_S, t0 + 10.0, sentinel_back))
+        self.early = [(t, m) for t, m in early if getattr(m, "order_token", "") != self.sentinel]
+
+    def complete(self, admitted: set[str], deadline: float) -> None:
+        """Read until every admitted order of this account is accepted, then until quiet."""
+        waiting = set(admitted)
+
+        def done(p) -> bool:
+            if isinstance(p, sb.SequencedData):
+                m = ouch_codec.decode_outbound(p.payload)
+                if isinstance(m, OrderAccepted):
+                    self.accepted[m.order_token] += 1
+                    waiting.discard(m.order_token)
+            return not waiting
+
+        read_for(self.client, 5.0, deadline, done)
+        read_for(self.client, QUIET_S, deadline, done)  # anything accepted late (a refused order)
+
+
+def _threads(targets, errors: list[str]) -> list[threading.Thread]:
+    """Start one thread per target; what one of them raises goes to ``errors``."""
+
+    def guarded(target) -> None:
+        try:
+            target()
+        except Exception as exc:  # evidence of the harness's own trouble, not of the SUT
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in targets]
+    for t in threads:
+        t.start()
+    return threads
+
+
+@pytest.fixture(scope="module")
+def flood(bp_sut, seed, history) -> dict:
+    """The one concurrent flood trial of the module: the evidence both requirements judge."""
     sut = bp_sut
     s.require_features(sut, "ouch")
-    account, password = list(sut.accounts().items())[-1]
-    symbol = next(iter(sut.instruments()), "ACME")
-    tick = sut.instruments().get(symbol, 100)
+    limit = declared_limit(sut)
+    size = limit + max(limit // 6, 64) if limit is not None else FLOOD
+    accounts = list(sut.accounts().items())
+    ouch_accounts = accounts[-OUCH_SESSIONS:]
+    tick = sut.instruments().get(next(iter(sut.instruments()), "ACME"), 100)
+
+    def price(i: int) -> int:
+        return (1 + i % 50) * tick  # resting buys, below any ask
+    shares = [list(range(k, size, len(ouch_accounts))) for k in range(len(ouch_accounts))]
+    sessions = [Session(sut, a, pw, [f"BP{seed % 1000:03d}{k}{i:07d}" for i in share], price)
+                for k, ((a, pw), share) in enumerate(zip(ouch_accounts, shares))]
+    doors_http = HTTP_THREADS if sut.endpoints().get("http") else 0
+    http_answers: list[dict] = []
+
+    def http_client(j: int) -> None:
+        auth = ouch_accounts[j % len(ouch_accounts)]
+        for i in range(HTTP_EACH):
+            answer = http_order(sut, auth, f"BH{seed % 1000:03d}{j}{i:06d}", price(i))
+            answer["account"] = auth[0]
+            http_answers.append(answer)
+            if answer["status"] != 429:
+                return
+
+    s.settle(sut)
     sequencer = s.component(sut, "sequencer") if sut.offers("pause") else None
-    tokens = [f"BP{seed % 1000:03d}{i:07d}" for i in range(FLOOD)]
-    c = ouch_door(sut, timeout_s=5.0)
-    evidence: dict = {"flood": FLOOD, "paused": sequencer}
+    evidence: dict = {"flood": size, "declared_limit": limit, "paused": sequencer is not None,
+                      "sessions": len(sessions) + doors_http,
+                      "doors": 1 + (doors_http > 0)}
+    probe: dict = {}
+    http_threads: list[threading.Thread] = []
+    errors: list[str] = []
     try:
-        if not isinstance(c.login(account, password), sb.LoginAccepted):
-            s.unknown("the OUCH login was refused; nothing to flood")
-        frames = b"".join(sb.encode(sb.UnsequencedData(ouch_codec.encode(
-            EnterOrder(t, b"B", 1, symbol, (1 + i % 50) * tick))))
-            for i, t in enumerate(tokens))
-        with s.fault(history, "flood", component=sequencer, orders=FLOOD) as window:
+        with s.fault(history, "flood", component=sequencer, orders=size,
+                     sessions=evidence["sessions"]) as window:
             if sequencer:
                 sut.pause(sequencer)
             try:
                 t0 = time.monotonic()
-                c.send_raw(frames)
-                early = read_for(c, QUIET_S, t0 + 10.0)
-                window["http"] = http = http_429(sut, f"BPH{seed % 100000:05d}")
+                http_threads = _threads((lambda j=j: http_client(j) for j in range(doors_http)),
+                                        errors)
+                for t in _threads((lambda sess=sess: sess.flood(t0) for sess in sessions), errors):
+                    t.join()
+                if doors_http:
+                    probe = http_order(sut, accounts[0], f"BPH{seed % 100000:05d}", 100 * tick)
+                window["http"] = probe
             finally:
                 if sequencer:
                     sut.resume(sequencer)
-        early_msgs = [(t, ouch_codec.decode_outbound(p.payload)) for t, p in early
-                      if isinstance(p, sb.SequencedData)]
-        refused = {m.order_token: t - t0 for t, m in early_msgs
-                   if isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE}
-        other_early = [repr(m) for _, m in early_msgs if not (
-            isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE)]
-        admitted = [t for t in tokens if t not in refused]
-        accepted: dict[str, int] = {}
+        for t in http_threads:
+            t.join(COMPLETE_S)
+        refused: dict[str, float] = {}
+        other_early = []
+        for sess in sessions:
+            for t, m in sess.early:
+                if isinstance(m, OrderRejected) and m.reason == BACKPRESSURE_CODE:
+                    refused[m.order_token] = t - t0
+                else:
+                    other_early.append(repr(m))
+        for a in http_answers:
+            if a["status"] == 429:
+                refused.setdefault(a["token"], a["seconds"])
+        sent = [t for sess in sessions for t in sess.tokens] + [a["token"] for a in http_answers]
+        admitted = {t for t in sent if t not in refused}
+        owner = {t: sess.account for sess in sessions for t in sess.tokens}
+        owner.update((a["token"], a["account"]) for a in http_answers)
         deadline = time.monotonic() + COMPLETE_S
-
-        def complete(p) -> bool:
-            if isinstance(p, sb.SequencedData):
-                m = ouch_codec.decode_outbound(p.payload)
-                if isinstance(m, OrderAccepted):
-                    accepted[m.order_token] = accepted.get(m.order_token, 0) + 1
-            return len(accepted) >= len(admitted)
-
-        read_for(c, 5.0, deadline, complete)
+        completing = (lambda sess=sess: sess.complete(
+            {tok for tok in admitted if owner[tok] == sess.account}, deadline) for sess in sessions)
+        for t in _threads(completing, errors):
+            t.join()
         complete_s = round(time.monotonic() - t0, 3)
     finally:
-        c.close()
-    s.settle(sut)
-    missing = [t for t in admitted if t not in accepted]
+        for sess in sessions:
+            sess.client.close()
+    settled = s.settle(sut)
+    if errors:
+        s.unknown(f"the flood's clients failed: {errors[0]}")
+    accepted: Counter[str] = sum((sess.accepted for sess in sessions), Counter())
+    if probe.get("status") == 429:
+        refused.setdefault(probe["token"], probe["seconds"])
+    missing = sorted(t for t in admitted if t not in accepted)
     evidence.update(
-        refused=len(refused), admitted=len(admitted), accepted=len(accepted),
-        accepted_twice=sum(1 for n in accepted.values() if n > 1),
+        flood=len(sent), refused=len(refused), admitted=len(admitted), accepted=len(accepted),
+        accepted_twice=sum(1 for t in admitted if accepted[t] > 1),
         missing=missing[:10], missing_count=len(missing),
         slowest_refusal_s=round(max(refused.values()), 4) if refused else None,
-        other_while_paused=other_early[:10] if sequencer else [], http=http,
-        complete_after_s=complete_s)
-    s.judge(check_refuse_at_once(evidence, AT_ONCE_S))
+        other_while_paused=other_early[:10] if sequencer else [], http=probe,
+        http_concurrent=Counter(str(a["status"]) for a in http_answers),
+        complete_after_s=complete_s, settled=settled.get("settled"))
+    return {"evidence": evidence, "refused": set(refused), "admitted": admitted,
+            "accepted": accepted}
+
+
+@pytest.mark.requirement("backpressure.refuse_at_once",
+                         title="past the in-flight limit new orders are refused at once "
+                               "(OUCH reject 'C', HTTP 429), never more admitted than the "
+                               "declared limit, and admitted orders complete")
+def test_flood_is_refused_at_once_and_admitted_orders_complete(flood, profile):
+    ev = flood["evidence"]
+    v = check_refuse_at_once(ev, AT_ONCE_S)
+    s.judge(covered(v, {"refused": ev["refused"], "admitted": ev["admitted"] - ev["missing_count"],
+                        "sessions": ev["sessions"]}, profile))
+
+
+@pytest.mark.requirement("backpressure.refused_never_sequenced",
+                         title="a request refused by backpressure is never sequenced nor "
+                               "accepted; every admitted one is sequenced exactly once")
+def test_refused_requests_are_never_sequenced(bp_sut, flood, profile):
+    ours = flood["refused"] | flood["admitted"]
+    sequenced = sequenced_messages(bp_sut)
+    counts = Counter(m.body.token for m in sequenced
+                     if type(m.body) is NewOrder and m.body.token in ours)
+    refused, admitted, accepted = flood["refused"], flood["admitted"], flood["accepted"]
+
+    def first(tokens) -> dict:
+        tokens = sorted(tokens)
+        return {"list": tokens[:10], "count": len(tokens)}
+
+    parts = {"refused_sequenced": first(t for t in refused if counts[t]),
+             "refused_accepted": first(t for t in refused if accepted[t]),
+             "admitted_unsequenced": first(t for t in admitted if not counts[t]),
+             "admitted_sequenced_twice": first(t for t in admitted if counts[t] > 1)}
+    ev = {"refused": len(refused), "admitted": len(admitted), "records": len(sequenced)}
+    for key, part in parts.items():
+        ev[key], ev[f"{key}_count"] = part["list"], part["count"]
+    v = check_refused_never_sequenced(ev)
+    s.judge(covered(v, {"refused_checked": len(refused),
+                        "admitted_checked": len(admitted) - ev["admitted_unsequenced_count"]},
+                    profile))

@@ -31,6 +31,9 @@ method raises ``NotSupported`` by default):
   replay-format input file through the SUT's *own* engine and returns the
   output lines (the last one ``{"type":"end","last_seq","state_hash"}``).
 - ``stages``: ``stages(name, n)``, per-request stage timestamps of a gateway.
+- ``in_flight_limit()``: the declared backpressure threshold, the most new
+  orders one gateway admits in flight (both doors, every session) while
+  nothing is sequenced; past it a new order is refused at once.
 - ``power_off`` (``data_dirs()``), ``kill``/``pause``/``restart``,
   ``recover``, ``faults`` (the reference's test-only broken variants).
 
@@ -248,6 +251,10 @@ class Sut(abc.ABC):
     def stages(self, name: str, n: int) -> dict[str, Any]:
         """The gateway's stage timestamps of its last ``n`` answers (``fields``, ``stages``)."""
         raise NotSupported(f"{self.name}: no stage timestamps from {name!r}")
+
+    def in_flight_limit(self) -> int:
+        """The declared in-flight limit (module doc); backpressure is judged against it."""
+        raise NotSupported(f"{self.name} declares no in-flight limit")
 
     # -------------------------------------------------------------- helpers
 

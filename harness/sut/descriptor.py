@@ -49,7 +49,7 @@ READY_KINDS = ("tcp", "http", "udp_health", "none")
 _STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT")
 _TOP_KEYS = ("version", "name", "durability", "port_offset", "accounts", "instruments", "doors",
              "env", "cwd", "setup", "setup_timeout_s", "components", "journal",
-             "journal_timeout_s", "replay", "replay_timeout_s")
+             "journal_timeout_s", "replay", "replay_timeout_s", "in_flight_limit")
 _COMPONENT_KEYS = ("start", "role", "ports", "ready", "digest", "checkpoints", "data_dir", "env",
                    "cwd", "stop_signal", "stop_timeout_s", "wal", "stream")
 
@@ -116,6 +116,7 @@ class Descriptor:
     journal_timeout_s: float = 120.0
     replay: tuple[str, ...] | None = None
     replay_timeout_s: float = 120.0
+    in_flight_limit: int | None = None  #: declared backpressure threshold (Sut.in_flight_limit)
     path: Path | None = None
 
     def all_ports(self) -> list[int]:
@@ -305,6 +306,9 @@ def parse(raw: Any, path: Path | None = None) -> Descriptor:
     journal = _command(raw["journal"], "journal") if raw.get("journal") is not None else None
     env = _env(raw, "env", "")
     cwd = _get(raw, "cwd", "", (str,), None)
+    limit = _get(raw, "in_flight_limit", "", (int,), None)
+    if limit is not None and limit < 1:
+        raise DescriptorError("in_flight_limit", f"must be an integer >= 1 (got {limit!r})")
     for key, templates in ([(f"setup[{i}]", c) for i, c in enumerate(setup)]
                            + [("journal", journal or ()), ("cwd", (cwd,) if cwd else ())]
                            + [(f"env.{k}", (v,)) for k, v in env.items()]):
@@ -319,7 +323,8 @@ def parse(raw: Any, path: Path | None = None) -> Descriptor:
         setup_timeout_s=_positive(raw, "setup_timeout_s", "", 60.0), journal=journal,
         journal_timeout_s=_positive(raw, "journal_timeout_s", "", 120.0),
         replay=parse_replay(raw.get("replay"), ctx),
-        replay_timeout_s=_positive(raw, "replay_timeout_s", "", 120.0), path=path)
+        replay_timeout_s=_positive(raw, "replay_timeout_s", "", 120.0),
+        in_flight_limit=limit, path=path)
 
 
 def load(path: str | Path) -> Descriptor:

@@ -14,7 +14,8 @@ out one ``base.Sut`` capability from the descriptor's keys
   logger's ``wal: {format: crucible-wal-1}`` (``harness.sut.wal_files``);
 - ``stream_port``, ``output_streams``: a component's ``stream: {session,
   rerequest}`` (``harness.sut.mold_fetch``);
-- ``offline_replay``: the top-level ``replay`` command (``harness.sut.offline``).
+- ``offline_replay``: the top-level ``replay`` command (``harness.sut.offline``);
+- ``in_flight_limit``: the top-level ``in_flight_limit`` number.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class DeclaredCapabilities:
             raise NotSupported(f"{self.name}: component {name!r} has no udp_health port")
         reply = udp_json(r.host, r.port + (self.offset or 0), "health", 2.0)
         return isinstance(reply, dict) and reply.get("ok") is True
+
+    def in_flight_limit(self) -> int:
+        if self.descriptor.in_flight_limit is None:
+            raise NotSupported(f"{self.name}: the descriptor declares no in_flight_limit")
+        return self.descriptor.in_flight_limit
 
     # -------------------------------------------------------------- the sequenced input
 

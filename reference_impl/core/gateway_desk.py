@@ -220,6 +220,15 @@ class GatewayDesk:
         lag = self.published_seq - min(fresh) if fresh else 0
         return max(lag, 0) + len(self._unsequenced)
 
+    @property
+    def in_flight_limit(self) -> int:
+        """The most new orders and replaces admitted in flight while nothing is sequenced.
+
+        Both bounds of ``admit`` at once, when no engine lags: the depth limit
+        and the dedup window less the reserve kept for cancels.
+        """
+        return min(self.limit, self.window - self.reserve)
+
     def _window_room(self) -> int:
         """Request numbers still usable before the sequencer's dedup window is exceeded."""
         if not self._unsequenced:
@@ -241,6 +250,10 @@ class GatewayDesk:
         if full:
             self.counters["backpressure"] += 1
             return RejectReason.BACKPRESSURE
+        return self.forward(account, body, now_ns)
+
+    def forward(self, account: str, body: object, now_ns: int) -> Forward:
+        """Number ``body``, hold it unsequenced and return its datagram (``admit`` said yes)."""
         rseq = self._next_request
         self._next_request = rseq + 1
         datagram = sequenced_codec.encode(
@@ -389,6 +402,7 @@ class GatewayDesk:
             "held_inputs": self.gate.held,
             "depth": self.depth(now_ns),
             "limit": self.limit,
+            "in_flight_limit": self.in_flight_limit,
             "logger_heard": self._logger_heard,
             "primary": self.primary_id,
             "watermarks": self.watermarks(),

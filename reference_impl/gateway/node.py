@@ -87,6 +87,8 @@ class GatewayNode:
             resend_ns=cfg.resend_ms * 1_000_000,
             ack_before_durable=cfg.broken("ack_before_durable"),
             has_secondary=has_secondary)
+        #: TEST-ONLY broken variant (docs/config.md): a backpressure refusal is still forwarded
+        self.forward_refused = cfg.broken("forward_refused")
         self.default_primary = next(e.id for e in cfg.engines if e.role == "primary")
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.subscribers: dict[str, set[Subscriber]] = {}
@@ -128,6 +130,8 @@ class GatewayNode:
             self._send_request(result.datagram)
         else:
             self._deliver([desk.local_reject(account, body, result, time.time_ns())])
+            if self.forward_refused and result is RejectReason.BACKPRESSURE:  # TEST-ONLY variant
+                self._send_request(desk.forward(account, body, time.monotonic_ns()).datagram)
         return result
 
     def subscribe(self, account: str, subscriber: Subscriber) -> Account:
