@@ -37,7 +37,8 @@ BROKEN_VARIANTS = ("ack_before_durable", "skip_dedup", "nondeterministic_tiebrea
                    "ignore_wal_crc", "no_gap_rerequest", "seq_without_message", "stall_after_fault",
                    "fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
                    "soupbin_resume_after", "sse_resume_at_id",
-                   "reduce_loses_priority", "replace_keeps_priority", "forward_refused")
+                   "reduce_loses_priority", "replace_keeps_priority", "dedup_forgets",
+                   "forward_refused")
 
 
 class ConfigError(ValueError):

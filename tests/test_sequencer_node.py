@@ -192,6 +192,26 @@ def test_skip_dedup_fault_sequences_resends(tmp_path) -> None:
         engine_sock.close()
 
 
+def test_dedup_forgets_fault_sequences_old_resends_only(tmp_path) -> None:
+    from reference_impl.sequencer.node import FORGET_AFTER
+
+    cfg = config_mod.load().shifted(OFFSET).with_overrides(faults=("dedup_forgets",))
+    engine_sock = listen(cfg.engines[0].input_port)
+    proc = start_node("reference_impl.sequencer", cfg, tmp_path)
+    n = FORGET_AFTER + 36
+    try:
+        wait_healthy(proc, cfg.sequencer.admin_port)
+        # a recent resend is still refused; one from more than FORGET_AFTER requests back is not
+        send(cfg, [order(6, r) for r in range(1, n + 1)] + [order(6, n - 1), order(6, 2)])
+        got = receive_mold(engine_sock, n + 1)
+        assert sorted(got) == list(range(1, n + 2))
+        assert sequenced_codec.decode(got[n + 1]).request_seq == 2
+        assert receive_mold(engine_sock, 1, 0.3) == {}
+    finally:
+        stop(proc)
+        engine_sock.close()
+
+
 def test_multicast_mode_carries_the_same_stream(tmp_path) -> None:
     from reference_impl.edges import transport
 

@@ -38,7 +38,10 @@ then waits at that hole for good); ``stall_after_fault`` stops publishing
 anything (data, heartbeats, status) after a turn that came more than
 ``STALL_GAP_NS`` after the previous one, as after a SIGSTOP: requests are
 still taken and sequenced, so the head moves on while nothing reaches the
-engines or the logger.
+engines or the logger; ``dedup_forgets`` remembers only a gateway's last
+``FORGET_AFTER`` request numbers: a resend the core refused that lies further
+back than that (already sequenced, long ago) is sequenced again, as by a
+dedup table that evicts old entries.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ STATUS_MIN_NS = 1_000_000  #: at most one SequencerStatus per ms while publishin
 _SEQ_TS = struct.Struct(">QQ")
 SKIP_EVERY = 32  #: fault seq_without_message: the seq after every 32nd is consumed silently
 STALL_GAP_NS = 400_000_000  #: fault stall_after_fault: a turn this late means "paused"
+FORGET_AFTER = 64  #: fault dedup_forgets: request numbers a gateway's dedup remembers
 
 
 class SequencerAgent:
@@ -76,6 +80,7 @@ class SequencerAgent:
         self.skip_dedup = cfg.broken("skip_dedup")
         self.skip_every = SKIP_EVERY if cfg.broken("seq_without_message") else 0
         self.stall_after_pause = cfg.broken("stall_after_fault")
+        self.forget_after = FORGET_AFTER if cfg.broken("dedup_forgets") else 0
         self.stalled = False
         self.turn_ns = time.monotonic_ns()
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
@@ -111,7 +116,7 @@ class SequencerAgent:
         stamped = self.core.sequence(
             Request(msg.gateway_id, msg.incarnation, msg.request_seq, msg.account, msg.body), now)
         if stamped is None:
-            if not self.skip_dedup:
+            if not (self.skip_dedup or self.forget_after and self._forgotten(msg)):
                 self.counters["duplicates"] += 1
                 return
             seq, ts = self._stamp_without_dedup(now)
@@ -132,6 +137,12 @@ class SequencerAgent:
         ts = max(now, core.last_ts)
         core.last_ts = ts
         return seq, ts
+
+    def _forgotten(self, msg: Sequenced) -> bool:
+        """Fault ``dedup_forgets`` (test-only): a refused request older than the last few remembered."""
+        state = self.core.gateway_state(msg.gateway_id)
+        return (state is not None and msg.incarnation == state[0]
+                and msg.request_seq <= state[1] - self.forget_after)
 
     def _consume_without_message(self) -> None:
         """Fault ``seq_without_message`` (test-only): take the next seq, publish nothing for it."""
