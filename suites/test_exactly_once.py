@@ -10,13 +10,22 @@ One SUT for the module, built with the fault-injecting relay on the input bus
   every order and fill is
   reported once: on the output bus (the union of every stream an engine
   published, which is what subscribers receive) and to clients (the history).
-- **Gateway resends.** The sequencer is paused (SIGSTOP) for longer than the
-  gateway's resend interval while requests are in flight, so the gateway
-  sends them again; after the resume, no client request may be sequenced
-  twice (``check_sequenced_once`` over the journal). The gateway's resend
-  counter must show that something was resent: a counter that reads 0 or
-  cannot be read is UNKNOWN; a SUT that exposes no resend counter is N/A
-  (``require_resends``). A request sequenced twice fails regardless.
+- **Gateway resends, over long horizons and across a restart.** The
+  sequencer is paused (SIGSTOP) for longer than the gateway's resend
+  interval while HTTP workers and pipelined OUCH sessions hold hundreds of
+  requests in flight, so the gateway sends them all again, each resend
+  behind more than a thousand other requests (``_resend``: how that is
+  counted). Then the gateway is killed under load and restarted, and new
+  orders go through both doors. Over the whole trial no client request may
+  be sequenced twice (``check_sequenced_once`` over the sequenced input) and
+  every answer must name its own request (``check_history_once``). The
+  gateway's resend counter must show that something was resent (a counter
+  that reads 0 or cannot be read is UNKNOWN; a SUT that exposes none shows
+  no resend), and the coverage table (``harness.coverage``) needs the
+  resends, the long-horizon resends, the requests in flight at the pause and
+  the orders accepted under the restarted gateway's new incarnation: below
+  a minimum the verdict is UNKNOWN. A request sequenced twice fails
+  regardless.
 - **Liveness.** After each fault window every replica and the logger must
   reach the sequencer's head, a probe order must be accepted and every order
   of the trial must settle (``check_liveness``, joined into the trial's
@@ -30,8 +39,6 @@ One SUT for the module, built with the fault-injecting relay on the input bus
 
 from __future__ import annotations
 
-import time
-
 import _support as s
 import pytest
 from _evidence import (
@@ -43,6 +50,7 @@ from _evidence import (
     wal_records,
 )
 from _load import Load, workload
+from _resend import HORIZON, gateway_counters, pause_trial, restart_trial
 
 from harness.checkers import (
     check_history_once,
@@ -53,16 +61,16 @@ from harness.checkers import (
 from harness.checkers.continuity import check_stream_coverage, check_wal_continuity
 from harness.checkers.exactly_once import require_resends
 from harness.checkers.liveness import check_liveness, with_liveness
+from harness.checkers.resend_evidence import requests_under_new_incarnation
 from harness.checkers.verdict import too_thin
+from harness.checkers.zero_loss import acknowledged_orders
+from harness.coverage import covered
 from harness.nemesis.udp_plan import CLEAN, UdpFaultRates
-from harness.sut.base import NotSupported, SutError
 
 BUS_WINDOW_BASE_S = 5.0  #: the faulty load stops issuing after this plus 10 ms per order
-PAUSE_S = 0.7  #: sequencer pause: over three of the reference gateway's 200 ms resends
-RESEND_ORDERS = 80
-RESEND_WINDOW_S = 3.0  #: the resend load stops issuing then (a stalled SUT must not stall the suite)
 SETTLE_S = 10.0  #: after the bus faults, the time every component has to reach the head
-RESEND_SETTLE_S = 5.0  #: after the pause (nothing was lost), the same
+RESEND_SETTLE_S = 5.0  #: after the pause (nothing was lost) and the restart, the same
+RESEND_RID = "exactly_once.gateway_resend.sequenced_once"
 CONTINUITY_ORDERS = 40  #: enough to cross a seq a skipping sequencer would consume
 
 
@@ -163,7 +171,8 @@ def test_bus_faults_reported_once(bus_trial, history):
 
 
 @pytest.mark.requirement("exactly_once.gateway_resend.sequenced_once",
-                         title="a request the gateway sends again is sequenced once")
+                         title="a request the gateway sends again, after a thousand others or "
+                               "across a gateway restart, is sequenced once and answered as its own")
 def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     sut = eo_sut
     s.require_features(sut, "pause", "journal")
@@ -172,28 +181,44 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
         s.na(f"{sut.name} names no sequencer component to pause")
     gateway = s.component(sut, "gateway")
     since = len(history.ops)
-    before, offered, why = gateway_resends(sut, gateway)
-    flow = workload(sut, seed + 2, profile, prefix="R")
-    with s.fault(history, "pause-sequencer", component=sequencer, seconds=PAUSE_S):
-        sut.pause(sequencer)  # first: every request of the burst waits unsequenced
-        try:
-            load = Load(sut, history, flow, workers=8, timeout_s=5.0).start(
-                RESEND_ORDERS, duration_s=RESEND_WINDOW_S)
-            time.sleep(PAUSE_S)
-        finally:
-            sut.resume(sequencer)
-    stats = load.join(30.0)
+    pause = pause_trial(sut, history, workload(sut, seed + 2, profile, prefix="R"), sequencer,
+                        gateway, workload(sut, seed + 4, profile, prefix="RB"))
     settled = s.settle(sut, timeout_s=RESEND_SETTLE_S)
     live = check_liveness(**liveness_evidence(sut, history, since, settled, RESEND_SETTLE_S),
                           requirement="exactly_once.gateway_resend.liveness")
-    after, offered_after, why_after = gateway_resends(sut, gateway)
-    offered = offered and offered_after
-    why = why or why_after
-    resends = None if before is None or after is None else after - before
-    v = check_sequenced_once(sequenced_messages(sut),
-                             requirement="exactly_once.gateway_resend.sequenced_once")
-    v.evidence.update(load=stats.as_dict(), settled=settled["settled"], pause_s=PAUSE_S)
-    s.judge(with_liveness(require_resends(v, resends, offered=offered, reason=why), live))
+    after, offered_after, why_after = gateway_counters(sut, gateway)  # before a restart resets it
+    before = pause["counters_before"]
+    resends = None if before is None or after is None else after["resends"] - before["resends"]
+    restart, restarted = None, None
+    if gateway is not None and sut.offers("kill") and sut.offers("restart"):
+        restart = restart_trial(sut, history, workload(sut, seed + 5, profile, prefix="RR"),
+                                gateway)
+        settled = s.settle(sut, timeout_s=RESEND_SETTLE_S)
+        restarted = check_liveness(**liveness_evidence(
+            sut, history, restart["restarted_at"], settled, RESEND_SETTLE_S),
+            requirement="exactly_once.gateway_restart.liveness")
+    messages = sequenced_messages(sut)
+    once = check_sequenced_once(messages, requirement=f"{RESEND_RID}.sequencer")
+    v = s.fold([require_resends(once, resends, offered=pause["offered"] and offered_after,
+                                reason=pause["reason"] or why_after),
+                check_history_once(s.sub_history(history, since),
+                                   requirement=f"{RESEND_RID}.answers")], RESEND_RID)
+    v.evidence.update(pause={k: pause[k] for k in ("mark", "in_flight", "load", "ouch")},
+                      restart=restart, gateway_resends=resends)
+    if restarted is not None:
+        v = with_liveness(v, restarted)
+    v = with_liveness(v, live)  # the pause's liveness leads the summary
+    seen = {"resends": max(resends or 0, 0), "requests": once.evidence["client_requests"],
+            "in_flight_at_pause": pause["in_flight"],
+            f"resends_after_{HORIZON}": pause["resends_after_horizon"],
+            "orders_after_restart": 0, "new_incarnation": 0}
+    if restart is not None:
+        seen["orders_after_restart"] = len(acknowledged_orders(
+            s.sub_history(history, restart["restarted_at"]))[0])
+        if restart["head_at_restart"] is not None:
+            seen["new_incarnation"] = requests_under_new_incarnation(
+                messages, restart["head_at_restart"])
+    s.judge(covered(v, seen, profile))
 
 
 @pytest.mark.requirement("exactly_once.sequence_continuity",
@@ -213,29 +238,3 @@ def test_sequence_continuity(eo_sut, seed, profile, history):
                      "message could not be seen")
     v.evidence.update(load=stats.as_dict(), settled=settled["settled"], head=head)
     s.judge(v)
-
-
-def gateway_resends(sut, gateway: str | None) -> tuple[int | None, bool, str]:
-    """``(resends, offered, reason)``: the gateway digest's ``counters.resends``.
-
-    ``offered`` is False when the SUT exposes no such counter (no gateway, no
-    digest endpoint, or a digest without it): the requirement is then N/A.
-    A counter that is offered but cannot be read is ``(None, True, reason)``.
-    """
-    if gateway is None:
-        return None, False, f"{sut.name} names no gateway component"
-    if not sut.offers("digest"):
-        return None, False, f"{sut.name} offers no digest"
-    try:
-        digest = sut.digest(gateway)
-    except NotSupported as exc:
-        return None, False, str(exc)
-    except (OSError, ValueError, KeyError, SutError) as exc:
-        return None, True, f"the {gateway} digest could not be read: {exc}"
-    counters = digest.get("counters") if isinstance(digest, dict) else None
-    if not isinstance(counters, dict) or "resends" not in counters:
-        return None, False, f"the {gateway} digest has no counters.resends"
-    try:
-        return int(counters["resends"]), True, ""
-    except (TypeError, ValueError):
-        return None, True, f"the {gateway} resend counter is not a number: {counters['resends']!r}"
