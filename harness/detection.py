@@ -62,6 +62,9 @@ DETECTIONS: tuple[Detection, ...] = (
               "test_session_resume.py", "soupbintcp_resume", "exactly_once.session_resume.soupbintcp"),
     Detection("sse_resume_at_id", "an SSE stream resumed from Last-Event-ID itself, not after it",
               "test_session_resume.py", "sse_resume", "exactly_once.session_resume.sse"),
+    Detection("gateway_skips_output_gap", "a gateway that gives up an output-stream gap (no re-request)",
+              "test_exactly_once_output.py", "output_faults", "exactly_once.output_faults.reported_once",
+              cause="liveness after the fault: "),
     Detection("forward_refused", "a gateway that refuses an order for backpressure yet forwards it",
               "test_backpressure.py", "never_sequenced", "backpressure.refused_never_sequenced"),
 )

@@ -38,7 +38,7 @@ BROKEN_VARIANTS = ("ack_before_durable", "skip_dedup", "nondeterministic_tiebrea
                    "fok_partial_fill", "min_qty_ignored", "market_remainder_rests",
                    "soupbin_resume_after", "sse_resume_at_id",
                    "reduce_loses_priority", "replace_keeps_priority", "dedup_forgets",
-                   "forward_refused")
+                   "gateway_skips_output_gap", "forward_refused")
 
 
 class ConfigError(ValueError):

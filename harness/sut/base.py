@@ -27,6 +27,8 @@ method raises ``NotSupported`` by default):
   re-requests for the stream it publishes (the sequencer's input stream).
 - ``bus_relay``: a fault-injecting relay on the input bus:
   ``set_bus_faults(rates)``, ``bus_fault_counts()``.
+- ``output_relay``: a fault-injecting relay on the output stream toward the
+  gateways: ``set_output_faults(rates)``, ``output_fault_counts()``.
 - ``offline_replay``: ``offline_replay(entries, work_dir)`` runs a
   replay-format input file through the SUT's *own* engine and returns the
   output lines (the last one ``{"type":"end","last_seq","state_hash"}``).
@@ -68,6 +70,7 @@ FEATURES = frozenset({
     "offline_replay",  # offline_replay(entries, work_dir) by the SUT's own engine
     "stages",  # stages(name, n): per-request stage timestamps
     "bus_relay",  # a fault-injecting UDP relay on the input bus (set_bus_faults)
+    "output_relay",  # a fault-injecting UDP relay on the output stream to the gateways
     "power_off",  # data_dirs() can be put on the lossy filesystem before start
     "kill", "pause", "restart",  # the nemesis verbs on components
     "recover",  # cold recovery of a component (a later issue)
@@ -238,6 +241,14 @@ class Sut(abc.ABC):
     def bus_fault_counts(self) -> dict[str, int]:
         """The bus relay's counts so far (``received``, ``dropped``, ``duplicated``, ...)."""
         raise NotSupported(f"{self.name}: the bus relay is not reachable from the harness")
+
+    def set_output_faults(self, rates: Any) -> None:
+        """Drop / duplicate / reorder / delay output-stream datagrams toward the gateways."""
+        raise NotSupported(f"{self.name}: the output-stream relay is not reachable from the harness")
+
+    def output_fault_counts(self) -> dict[str, int]:
+        """The output relay's counts so far (the same keys as ``bus_fault_counts``)."""
+        raise NotSupported(f"{self.name}: the output-stream relay is not reachable from the harness")
 
     def offline_replay(self, entries: list[dict], work_dir: Path) -> list[str]:
         """``entries`` (replay-format input dicts) through the SUT's own engine, offline.

@@ -21,6 +21,8 @@ and clocks in and out of it. The doors see it only as their
   (which joins a live stream); re-requests leave from a recovery socket to
   the primary's ``retransmit_port`` (the engine whose EngineStatus says
   primary; until one does, the config's primary).
+  Test-only: ``gateway_skips_output_gap`` gives gaps up instead
+  (``broken_output``).
 - Status channel on ``status_port``: logger watermarks, engine status,
   sequencer status feed the ack gate and the backpressure depth.
 - Release: whatever the desk releases is journalled per account (by the
@@ -59,6 +61,7 @@ from reference_impl.core.messages import RejectReason
 from reference_impl.core.receiver import Deliver
 from reference_impl.edges import process, transport
 from reference_impl.edges.mold_intake import MoldIntake
+from reference_impl.gateway.broken_output import GapSkippingReceiver
 from reference_impl.gateway.port import AnswerSink, Request, Subscriber
 
 TICK_S = 0.01
@@ -102,8 +105,9 @@ class GatewayNode:
         self.out_sock = transport.stream_subscriber(cfg, cfg.output_stream, self.gw.output_port)
         self.recovery_sock = transport.bind_udp(0)
         # Joins the live stream: from 1 while the primary's ring still holds all of it.
+        skipping = GapSkippingReceiver() if cfg.broken("gateway_skips_output_gap") else None
         self.output_intake = MoldIntake(self.out_session, self.recovery_sock, self._retransmit_addr,
-                                        self.counters, join_within=cfg.capacity,
+                                        self.counters, receiver=skipping, join_within=cfg.capacity,
                                         stream="output stream")
         self.status_sock = transport.bind_udp(self.gw.status_port)
         self.admin_sock = transport.bind_udp(self.gw.admin_port)
