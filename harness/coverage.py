@@ -51,7 +51,7 @@ def _needs(*needs: Need) -> tuple[Need, ...]:
 _ACKED = Need("acked_before_fault", 100, "orders acknowledged before the fault (what could be lost)")
 _KILL = _needs(_ACKED, Need("trials", 1, "trials whose component was killed under load"))
 _WAL_DAMAGE = _needs(Need("damaged_records", 1, "records the harness damaged (torn or bit-flipped)"),
-                     Need("intact_records", 100, "intact records beside the damage, each to be kept"))
+                     Need("intact_records", 10, "intact records beside the damage, each to be kept"))
 _FUZZ = _needs(Need("inputs", 1000, "generated inputs sent"),
                Need("sequencing_counted", 1, "the SUT's sequenced count was read before and after, so "
                                              "anything sequenced from garbage would show"))
@@ -104,7 +104,7 @@ NEEDS: dict[str, tuple[Need, ...]] = {
         Need("reordered_or_delayed", 1, "output datagrams reordered or delayed on the way"),
         Need("requests", 100, "client requests checked for exactly one outcome")),
     "exactly_once.sequence_continuity": _needs(
-        Need("records", 100, "sequenced records checked up to the sequencer's head")),
+        Need("records", 1, "sequenced records checked up to the sequencer's head, in each module")),
     **{f"exactly_once.session_resume.{door}": _needs(
         Need("resumes", 20, "re-logins judged against the account's full outbound history"),
         Need("edge_points", 5, "edge points tried: the first, the last, the next, past the next, current"),

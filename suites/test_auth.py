@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _doors import http_door, ouch_door
 
 from harness.checkers import Verdict
@@ -189,3 +190,9 @@ def test_resume_wrong_session(auth_sut, profile):
         v = Verdict.failed(rid, f"resume of session {wrong!r} (current {current!r}) got "
                            f"{reply!r}, not Login Rejected 'S'", evidence)
     s.judge(covered(v, {"resumes": 1}, profile))
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(auth_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(auth_sut, profile))

@@ -36,6 +36,7 @@ import time
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _doors import http_door, ouch_door, valid_order_roundtrip
 from _fuzz import frames_wanted, fuzz, http_requests, judge, ouch_frames, rerequests, sequenced
 
@@ -245,3 +246,9 @@ def test_fuzz_rerequest_port(fuzz_sut, seed, profile):
     judge("bad_input.rerequest_port", counts["frames"], wanted, problems, evidence,
           f"{counts['frames']} fuzzed datagrams: the sequencer still serves health and "
           "re-requests, nothing sequenced", profile)
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(fuzz_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(fuzz_sut, profile))

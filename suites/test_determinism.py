@@ -23,6 +23,7 @@ from pathlib import Path
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _evidence import engine_digests, published_outputs, replay_end, wal_records
 from _load import Load, workload
 
@@ -161,3 +162,9 @@ def test_book_invariants(live, profile):
                       load=live["load"], stream_coverage=coverage[primary])
     fills = sum(1 for o in outputs if o.get("type") == "executed")
     s.judge(covered(v, {"inputs": len(inputs), "fills": fills}, profile))
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(live, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(live["sut"], profile))

@@ -22,6 +22,7 @@ import time
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _scenarios import ACCOUNTS, RULES
 from _scenarios_dense import describe, differs, generate, run_dense, shrink_on_sut
 from _scenarios_run import run_door
@@ -83,3 +84,9 @@ def test_dense_workload(rules_sut, history, seed, profile):
     need = minimums(profile, DENSE)
     v = check_dense_workload(runs, need)  # per door: each door must meet every minimum
     s.judge(covered(v, {name: min(r["situations"].get(name, 0) for r in runs) for name in need}, profile))
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(rules_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(rules_sut, profile))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _doors import http_door, http_url
 from _evidence import liveness_evidence, wal_orders
 from _load import Load, rate, start_fault_load, workload
@@ -239,3 +240,8 @@ def test_bitflip_wal_middle(zl_sut, history, profile, seed):
     seen = {"damaged_records": int("flipped_seq" in done), "intact_records": int(done.get("records_after", 0))}
     s.judge(covered(with_liveness(v, liveness(sut, history, since, settled, rid)), seen, profile))
 
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(zl_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(zl_sut, profile))
