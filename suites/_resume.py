@@ -51,7 +51,7 @@ from reference_impl.core.ouch_messages import CancelOrder, EnterOrder, OrderCanc
 
 QUIET_S = 0.08  #: the recorder is settled after this long without a message
 SETTLE_S = 10.0  #: a burst's answers must be in by then
-DRAIN_S = 0.5  #: how long a resumed session may lag the recorder once all is released
+DRAIN_S = 0.3  #: how long a resumed session may lag the recorder once all is released
 STREAM_TIMEOUT_S = 30.0  #: an SSE read timeout (keepalives come every 5 s)
 HEARTBEAT_S = 1.0
 
@@ -83,6 +83,30 @@ class Follower:
                       list(self.messages), must_reach, self.edge, self.mid_traffic)
 
 
+def follow_ouch(client: Any, number: int, f: Follower, stop: threading.Event) -> None:
+    """A SoupBinTCP session's reader: number each Sequenced Data, heartbeat while idle."""
+    beat = time.monotonic()
+    while not stop.is_set():
+        try:
+            packets = client.receive(HEARTBEAT_S / 2)
+        except TimeoutError:
+            packets = []
+        except OSError:
+            return
+        if packets is None:
+            return
+        for p in packets:
+            if type(p) is sb.SequencedData:
+                f.messages.append((number, p.payload.hex()))
+                number += 1
+        if time.monotonic() - beat >= HEARTBEAT_S:
+            beat = time.monotonic()
+            try:
+                client.send(sb.ClientHeartbeat())
+            except OSError:
+                return
+
+
 def _start(target: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -112,32 +136,17 @@ class OuchDriver:
         stop = threading.Event()
 
         def read() -> None:
-            number, beat = accepted.sequence_number, time.monotonic()
-            while not stop.is_set():
-                try:
-                    packets = client.receive(0.25)
-                except TimeoutError:
-                    packets = []
-                except OSError:
-                    return
-                if packets is None:
-                    return
-                for p in packets:
-                    if type(p) is sb.SequencedData:
-                        f.messages.append((number, p.payload.hex()))
-                        number += 1
-                if time.monotonic() - beat >= HEARTBEAT_S:
-                    beat = time.monotonic()
-                    try:
-                        client.send(sb.ClientHeartbeat())
-                    except OSError:
-                        return
+            try:
+                follow_ouch(client, accepted.sequence_number, f, stop)
+            finally:  # closed by its reader only
+                client.close()
 
-        def close() -> None:
+        def wake() -> None:
             stop.set()
-            client.close()
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
 
-        f.closer, f.thread = close, _start(read)
+        f.closer, f.thread = wake, _start(read)
         return f
 
     def burst(self, tag: str, rounds: int) -> Callable[[], None]:
@@ -265,8 +274,8 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
     try:
         for w in range(2):
             driver.burst(f"{prefix}W{w}", rounds)()
+        head = _quiet(recorder)
         for step in range(steps):
-            head = _quiet(recorder)
             edge = EDGES[step] if step < len(EDGES) else ""
             opened = [driver.follow(point(driver.door, edge, head, rng), head + 1, edge)]
             wait = driver.burst(f"{prefix}{step:03d}", rounds)
@@ -279,7 +288,7 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
             for f in previous:
                 f.close()
                 resumes.append(f.resume(driver.door, reach))
-            previous = opened
+            previous, head = opened, reach
         reach = _quiet(recorder)
         wait_for(lambda: all(f.last() >= reach for f in previous), DRAIN_S, 0.01)
         for f in previous:
