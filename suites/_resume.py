@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from _doors import http_door, ouch_door
@@ -45,7 +46,6 @@ from _support import wait_for
 
 from harness.checkers.session_resume import EDGES, SOUPBINTCP, SSE, Resume
 from harness.clients import HttpConnection
-from reference_impl.core import ouch_codec
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.ouch_messages import CancelOrder, EnterOrder, OrderCanceled
 
@@ -264,6 +264,21 @@ def _quiet(recorder: Follower) -> int:
     return recorder.last()
 
 
+def _past(recorder: Follower, head: int) -> bool:
+    return recorder.last() > head
+
+
+def _caught_up(followers: list[Follower], reach: int) -> bool:
+    return all(f.last() >= reach for f in followers)
+
+
+def _retire(followers: list[Follower], door: str, reach: int) -> list[Resume]:
+    """Close each session: judged as read up to the recorder's head ``reach``."""
+    for f in followers:
+        f.close()
+    return [f.resume(door, reach) for f in followers]
+
+
 def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
                 prefix: str) -> Trial:
     """The steps of the module doc; every session is closed before this returns."""
@@ -279,21 +294,16 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
             edge = EDGES[step] if step < len(EDGES) else ""
             opened = [driver.follow(point(driver.door, edge, head, rng), head + 1, edge)]
             wait = driver.burst(f"{prefix}{step:03d}", rounds)
-            wait_for(lambda: recorder.last() > head, SETTLE_S, 0.002)
+            wait_for(partial(_past, recorder, head), SETTLE_S, 0.002)  # released, not all yet
             opened.append(driver.follow(rng.randint(first, head), head + 1, "", True))
             wait()
             reach = _quiet(recorder)
-            live = previous + opened
-            wait_for(lambda: all(f.last() >= reach for f in live), DRAIN_S, 0.01)
-            for f in previous:
-                f.close()
-                resumes.append(f.resume(driver.door, reach))
+            wait_for(partial(_caught_up, previous + opened, reach), DRAIN_S, 0.01)
+            resumes += _retire(previous, driver.door, reach)
             previous, head = opened, reach
         reach = _quiet(recorder)
-        wait_for(lambda: all(f.last() >= reach for f in previous), DRAIN_S, 0.01)
-        for f in previous:
-            f.close()
-            resumes.append(f.resume(driver.door, reach))
+        wait_for(partial(_caught_up, previous, reach), DRAIN_S, 0.01)
+        resumes += _retire(previous, driver.door, reach)
         previous = []
     finally:
         for f in [*previous, recorder]:

@@ -82,8 +82,8 @@ def _history_problems(history: Sequence[tuple[int, str]]) -> list[str]:
     numbers = [n for n, _ in history]
     if numbers != list(range(1, len(numbers) + 1)):
         bad = next(i for i, n in enumerate(numbers, 1) if n != i)
-        return [f"the full history is not numbered 1..{len(numbers)}: message {bad} "
-                f"is numbered {numbers[bad - 1]}"]
+        return [(f"the full history is not numbered 1..{len(numbers)}: message {bad} "
+                 f"is numbered {numbers[bad - 1]}")]
     return []
 
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checkers.session_resume import (
-    SOUPBINTCP,
-    SSE,
-    Resume,
-    check_session_resume,
-    expected_first,
-)
+from harness.checkers.session_resume import SOUPBINTCP, SSE, Resume, check_session_resume, expected_first
 
 RID = "exactly_once.session_resume.test"
 HISTORY = [(n, f"m{n}") for n in range(1, 11)]  #: ten messages; the next one is 11
