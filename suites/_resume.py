@@ -39,13 +39,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from _doors import http_door, ouch_door
 from _support import wait_for
 
 from harness.checkers.session_resume import EDGES, SOUPBINTCP, SSE, Resume
-from harness.clients import HttpConnection
+from harness.clients import HttpConnection, SoupBinClient
+from harness.sut.base import Sut
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.ouch_messages import CancelOrder, EnterOrder, OrderCanceled
 
@@ -83,7 +83,7 @@ class Follower:
                       list(self.messages), must_reach, self.edge, self.mid_traffic)
 
 
-def follow_ouch(client: Any, number: int, f: Follower, stop: threading.Event) -> None:
+def follow_ouch(client: SoupBinClient, number: int, f: Follower, stop: threading.Event) -> None:
     """A SoupBinTCP session's reader: number each Sequenced Data, heartbeat while idle."""
     beat = time.monotonic()
     while not stop.is_set():
@@ -118,7 +118,7 @@ class OuchDriver:
 
     door = SOUPBINTCP
 
-    def __init__(self, sut: Any, account: str, password: str, symbol: str, price: int) -> None:
+    def __init__(self, sut: Sut, account: str, password: str, symbol: str, price: int) -> None:
         self.sut, self.account, self.password = sut, account, password
         self.symbol, self.price = symbol, price
         self.traffic = ouch_door(sut, timeout_s=SETTLE_S)
@@ -179,7 +179,7 @@ class SseDriver:
 
     door = SSE
 
-    def __init__(self, sut: Any, account: str, password: str, symbol: str, price: int) -> None:
+    def __init__(self, sut: Sut, account: str, password: str, symbol: str, price: int) -> None:
         self.sut, self.auth = sut, (account, password)
         self.symbol, self.price = symbol, price
 
