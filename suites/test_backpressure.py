@@ -169,7 +169,7 @@ def _threads(targets, errors: list[str]) -> list[threading.Thread]:
     def guarded(target) -> None:
         try:
             target()
-        except Exception as exc:  # evidence of the harness's own trouble, not of the SUT
+        except Exception as exc:  # noqa: BLE001  the harness's own trouble, not the SUT's
             errors.append(f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in targets]
@@ -191,6 +191,7 @@ def flood(bp_sut, seed, history) -> dict:
 
     def price(i: int) -> int:
         return (1 + i % 50) * tick  # resting buys, below any ask
+
     shares = [list(range(k, size, len(ouch_accounts))) for k in range(len(ouch_accounts))]
     sessions = [Session(sut, a, pw, [f"BP{seed % 1000:03d}{k}{i:07d}" for i in share], price)
                 for k, ((a, pw), share) in enumerate(zip(ouch_accounts, shares))]
@@ -211,7 +212,7 @@ def flood(bp_sut, seed, history) -> dict:
     evidence: dict = {"flood": size, "declared_limit": limit, "paused": sequencer is not None,
                       "sessions": len(sessions) + doors_http,
                       "doors": 1 + (doors_http > 0)}
-    probe: dict = {}
+    probe: dict | None = None
     http_threads: list[threading.Thread] = []
     errors: list[str] = []
     try:
@@ -261,7 +262,7 @@ def flood(bp_sut, seed, history) -> dict:
     if errors:
         s.unknown(f"the flood's clients failed: {errors[0]}")
     accepted: Counter[str] = sum((sess.accepted for sess in sessions), Counter())
-    if probe.get("status") == 429:
+    if probe is not None and probe.get("status") == 429:
         refused.setdefault(probe["token"], probe["seconds"])
     missing = sorted(t for t in admitted if t not in accepted)
     evidence.update(

@@ -58,15 +58,15 @@ def _limit_problems(ev: Mapping[str, Any]) -> list[str]:
         return []
     admitted, refused = int(ev.get("admitted") or 0), int(ev.get("refused") or 0)
     if not refused and admitted > limit:
-        return [f"a flood of {ev.get('flood')} orders past the declared in-flight limit {limit} "
-                "was never refused"]
+        return [(f"a flood of {ev.get('flood')} orders past the declared in-flight limit {limit} "
+                 "was never refused")]
     if admitted > limit:
-        return [f"{admitted} orders admitted while the core was stopped, past the declared "
-                f"in-flight limit {limit}"]
+        return [(f"{admitted} orders admitted while the core was stopped, past the declared "
+                 f"in-flight limit {limit}")]
     low = limit - limit_tolerance(limit)
     if refused and admitted < low:
-        return [f"refusals began with {admitted} orders admitted, far below the declared "
-                f"in-flight limit {limit} (at least {low} due)"]
+        return [(f"refusals began with {admitted} orders admitted, far below the declared "
+                 f"in-flight limit {limit} (at least {low} due)")]
     return []
 
 
@@ -79,17 +79,19 @@ def check_refuse_at_once(evidence: Mapping[str, Any], at_once_s: float,
     ``missing_count``, ``accepted_twice``, ``other_while_paused`` (messages
     other than a refusal while the core was stopped, empty when it was not),
     ``slowest_refusal_s``, ``http`` (``status``, ``retry_after``, ``seconds``
-    of an HTTP order refused past the limit, or of the first one that was
-    not), ``declared_limit`` (None when the SUT declares none) and
+    of one HTTP order sent past the limit; None without an HTTP door),
+    ``declared_limit`` (None when the SUT declares none) and
     ``paused`` (the core was stopped during the flood).
     """
     ev = dict(evidence)
-    http = ev.get("http") or {}
+    http = ev.get("http")
     problems = []
     if ev.get("other_while_paused"):
         problems.append(f"{len(ev['other_while_paused'])} other messages while the core was "
                         f"stopped (first: {ev['other_while_paused'][0]})")
-    if http.get("status") != 429 or not http.get("retry_after"):
+    if http is None:
+        pass  # no HTTP door
+    elif http.get("status") != 429 or not http.get("retry_after"):
         problems.append(f"an HTTP order past the limit got {http.get('status')} "
                         f"(Retry-After {http.get('retry_after')!r}), not 429 with Retry-After")
     elif http.get("seconds", 0) > at_once_s:
@@ -107,10 +109,10 @@ def check_refuse_at_once(evidence: Mapping[str, Any], at_once_s: float,
                                "the limit (no backpressure reject)", ev)
     limit = ev.get("declared_limit")
     within = f", within the declared limit {limit}" if limit is not None and ev.get("paused") else ""
+    answer = f", HTTP 429 in {http.get('seconds')} s" if http is not None else ""
     return Verdict.passed(requirement, f"{ev['refused']} of {ev.get('flood')} orders refused at "
-                          f"once (slowest {ev.get('slowest_refusal_s')} s, core stopped), HTTP "
-                          f"429 in {http.get('seconds')} s; all {ev.get('admitted')} admitted "
-                          f"orders accepted{within}", ev)
+                          f"once (slowest {ev.get('slowest_refusal_s')} s, core stopped){answer}; "
+                          f"all {ev.get('admitted')} admitted orders accepted{within}", ev)
 
 
 def check_refused_never_sequenced(evidence: Mapping[str, Any],

@@ -6,11 +6,7 @@ stopped, the number admitted is judged against it.
 
 from __future__ import annotations
 
-from harness.checkers.backpressure import (
-    check_refuse_at_once,
-    check_refused_never_sequenced,
-    limit_tolerance,
-)
+from harness.checkers.backpressure import check_refuse_at_once, check_refused_never_sequenced, limit_tolerance
 from harness.coverage import covered
 
 PROMPT_429 = {"status": 429, "retry_after": "1", "seconds": 0.01}
@@ -35,6 +31,11 @@ def test_never_refused_with_a_504_where_a_429_was_due_fails_not_unknown():
                              1.0)
     assert v.status == "fail", v
     assert "got 504" in v.summary
+
+
+def test_without_an_http_door_only_the_ouch_refusals_are_judged():
+    v = check_refuse_at_once(flood(http=None), 1.0)
+    assert v.status == "pass" and "HTTP" not in v.summary
 
 
 def test_never_refused_and_nothing_wrong_shown_is_unknown():
