@@ -88,6 +88,15 @@ def test_the_real_receiver_re_requests_a_gap_the_skipping_one_gives_it_up():
     assert skipping.on_heartbeat(8, 2) == [] and skipping.next_seq == 8  # a lost tail, given up
 
 
+def test_a_rejoining_gateway_still_replays_what_it_missed_then_gives_live_gaps_up():
+    rejoined = GapSkippingReceiver()
+    assert rejoined.on_messages(5, [b"e"], 0) == [RequestRetransmit(1, 4)]  # the join's replay
+    assert not rejoined.joined
+    assert rejoined.on_messages(1, [b"a", b"b", b"c", b"d"], 1)[-1] == Deliver(5, b"e")
+    assert rejoined.joined
+    assert rejoined.on_messages(7, [b"g"], 2) == [Deliver(7, b"g")]  # seq 6 given up
+
+
 def test_the_variant_is_a_known_broken_variant():
     assert "gateway_skips_output_gap" in config.BROKEN_VARIANTS
     assert config.load().with_overrides(faults=("gateway_skips_output_gap",)).broken(
