@@ -38,6 +38,7 @@ from collections import Counter
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _doors import http_door, ouch_door
 from _evidence import sequenced_messages
 
@@ -313,3 +314,9 @@ def test_refused_requests_are_never_sequenced(bp_sut, flood, profile):
     s.judge(covered(v, {"refused_checked": len(refused),
                         "admitted_checked": len(admitted) - ev["admitted_unsequenced_count"]},
                     profile))
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(bp_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(bp_sut, profile))

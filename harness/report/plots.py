@@ -152,7 +152,7 @@ def percentile_spectrum(samples: Mapping[str, Sequence[tuple[int, int]]]) -> str
         ys = [percentile(values, 100.0 * (1 - 10 ** -x)) / 1000 if x < depth else values[-1] / 1000
               for x in xs]
         ax.plot(xs, [max(y, 0.001) for y in ys], linewidth=1.2, label=f"{stage} (n={n})")
-    ticks = list(range(0, top + 1))
+    ticks = list(range(top + 1))
     ax.set_xticks(ticks)
     ax.set_xticklabels(["0%"] + [f"{100 - 10 ** (2 - k):g}%" for k in ticks[1:]])
     _log_y(ax)
