@@ -17,7 +17,9 @@ a pause that holds eight requests in flight. So the pause trial
    others (one socket, read in order): a resend after ``HORIZON`` other
    requests when ``forwarded > HORIZON``. A dedup that forgets an old
    request sequences it again.
-3. The sequencer resumes; every answer is awaited, and the trial settles.
+3. The sequencer resumes (after ``PAUSE_MIN_S`` at the least: a pause as
+   long as an operator's, not only as long as the gateway needed); every
+   answer is awaited, and the trial settles.
 
 The restart trial (``restart_trial``) then kills the gateway under a light
 HTTP load, restarts it, and sends new orders through both doors: they must be
@@ -46,12 +48,13 @@ from harness.history import History
 from harness.sut.base import NotSupported, Sut, SutError
 
 BURST = 1200  #: OUCH orders pipelined into the pause
+PAUSE_MIN_S = 0.7  #: the pause lasts at least this: over three of the reference gateway's 200 ms resends
 HORIZON = 1000  #: a resend counts as long-horizon once this many other requests precede it
 HTTP_ORDERS = 80  #: HTTP requests into the pause (8 workers: 8 in flight at a time)
 HTTP_WINDOW_S = 3.0  #: the HTTP load stops issuing then (a stalled SUT must not stall the suite)
 FORWARD_WAIT_S = 3.0  #: the time the gateway has to forward the burst
 RESEND_WAIT_S = 1.5  #: the time the gateway has, after the mark, to resend the burst once
-ANSWER_WAIT_S = 15.0  #: the time every pipelined order has to be answered after the resume
+ANSWER_WAIT_S = 8.0  #: the time every pipelined order has to be answered after the resume
 OUCH_TIMEOUT_S = 10.0
 RESTART_ORDERS = 40  #: HTTP orders around the gateway kill, and again after the restart
 AFTER_RESTART_BURST = 200  #: OUCH orders after the restart
@@ -161,6 +164,7 @@ def pause_trial(sut: Sut, history: History, flow, sequencer: str, gateway: str |
     try:
         with s.fault(history, "pause-sequencer", component=sequencer) as window:
             sut.pause(sequencer)  # first: every request of the burst waits unsequenced
+            paused_until = time.monotonic() + PAUSE_MIN_S
             try:
                 load = Load(sut, history, flow, workers=8, timeout_s=5.0).start(
                     HTTP_ORDERS, duration_s=HTTP_WINDOW_S)
@@ -174,11 +178,11 @@ def pause_trial(sut: Sut, history: History, flow, sequencer: str, gateway: str |
                     after_mark = _poll(sut, gateway, "resends", mark["resends"] + BURST,
                                        RESEND_WAIT_S)
                     mark["resends_after"] = _count(after_mark, "resends")
-                else:
-                    time.sleep(RESEND_WAIT_S)
+                time.sleep(max(0.0, paused_until - time.monotonic()))
             finally:
                 resumed_at = len(history.ops)
                 sut.resume(sequencer)
+                window["seconds"] = round(time.monotonic() - paused_until + PAUSE_MIN_S, 3)
             window["in_flight"] = in_flight_at(s.sub_history(history, since), resumed_at)
         ouch = burst.wait() if burst is not None else {}
         stats = load.join(30.0)
@@ -186,7 +190,8 @@ def pause_trial(sut: Sut, history: History, flow, sequencer: str, gateway: str |
         if burst is not None:
             burst.close()
     return {"counters_before": before, "offered": offered, "reason": why, "mark": mark,
-            "in_flight": window["in_flight"], "load": stats.as_dict(), "ouch": ouch,
+            "in_flight": window["in_flight"], "pause_s": window["seconds"], "load": stats.as_dict(),
+            "ouch": ouch,
             "resends_after_horizon": resends_behind(
                 HORIZON, (forwarded0, mark.get("forwarded")),
                 (mark.get("resends"), mark.get("resends_after")))}

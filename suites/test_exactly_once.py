@@ -190,7 +190,8 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
     before = pause["counters_before"]
     resends = None if before is None or after is None else after["resends"] - before["resends"]
     restart, restarted = None, None
-    if gateway is not None and sut.offers("kill") and sut.offers("restart"):
+    if live.status != "fail" and gateway is not None and sut.offers("kill") and sut.offers("restart"):
+        # (after a stall the trial has failed already: a restart would show nothing more)
         restart = restart_trial(sut, history, workload(sut, seed + 5, profile, prefix="RR"),
                                 gateway)
         settled = s.settle(sut, timeout_s=RESEND_SETTLE_S)
@@ -203,7 +204,7 @@ def test_gateway_resend_sequenced_once(eo_sut, seed, profile, history):
                                 reason=pause["reason"] or why_after),
                 check_history_once(s.sub_history(history, since),
                                    requirement=f"{RESEND_RID}.answers")], RESEND_RID)
-    v.evidence.update(pause={k: pause[k] for k in ("mark", "in_flight", "load", "ouch")},
+    v.evidence.update(pause={k: pause[k] for k in ("mark", "in_flight", "pause_s", "load", "ouch")},
                       restart=restart, gateway_resends=resends)
     if restarted is not None:
         v = with_liveness(v, restarted)
