@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _evidence import liveness_evidence
 from _load import Load, workload
 
@@ -107,3 +108,9 @@ def test_output_faults_reported_once(out_sut, seed, profile, history):
                             trial["liveness"], profile)
     v.evidence.update(load=trial["load"], rounds=trial["rounds"])
     s.judge(v)
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(out_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(out_sut, profile))
