@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from _doors import http_door, ouch_door
-from _support import wait_for
+from _support import na, wait_for
 
 from harness.checkers.session_resume import EDGES, SOUPBINTCP, SSE, Resume
-from harness.clients import HttpConnection, SoupBinClient
+from harness.clients import ClientError, HttpConnection, SoupBinClient
 from harness.sut.base import Sut
 from reference_impl.core import soupbin_codec as sb
 from reference_impl.core.ouch_messages import CancelOrder, EnterOrder, OrderCanceled
@@ -182,6 +182,10 @@ class SseDriver:
     def __init__(self, sut: Sut, account: str, password: str, symbol: str, price: int) -> None:
         self.sut, self.auth = sut, (account, password)
         self.symbol, self.price = symbol, price
+        try:  # an HTTP door without the event stream: nothing to resume (N/A)
+            http_door(sut, self.auth).events(None, timeout_s=SETTLE_S).close()
+        except ClientError as exc:
+            na(f"{sut.name}'s HTTP door offers no SSE event stream ({exc})")
 
     def follow(self, requested: int | None, next_at_login: int, edge: str = "",
                mid_traffic: bool = False) -> Follower:
