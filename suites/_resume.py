@@ -51,7 +51,8 @@ from reference_impl.core.ouch_messages import CancelOrder, EnterOrder, OrderCanc
 
 QUIET_S = 0.08  #: the recorder is settled after this long without a message
 SETTLE_S = 10.0  #: a burst's answers must be in by then
-DRAIN_S = 0.3  #: how long a resumed session may lag the recorder once all is released
+DRAIN_QUIET_S = 0.25  #: a session short of the recorder's head and silent this long stays short
+DRAIN_S = 3.0  #: at most this long to read the sessions up to the recorder's head
 STREAM_TIMEOUT_S = 30.0  #: an SSE read timeout (keepalives come every 5 s)
 HEARTBEAT_S = 1.0
 
@@ -254,26 +255,35 @@ class Trial:
     resumes: list[Resume]
 
 
-def _quiet(recorder: Follower) -> int:
-    """Wait until the recorder has seen nothing new for ``QUIET_S``; its head."""
+def _quiet(followers: list[Follower], window_s: float, limit_s: float,
+           reach: int | None = None) -> None:
+    """Wait until every follower has ``reach`` (when given), or none got anything for ``window_s``."""
     seen = [-1, time.monotonic()]
 
-    def still() -> bool:
-        n = len(recorder.messages)
+    def done() -> bool:
+        if reach is not None and all(f.last() >= reach for f in followers):
+            return True
+        n = sum(len(f.messages) for f in followers)
         if n != seen[0]:
             seen[:] = [n, time.monotonic()]
-        return time.monotonic() - seen[1] >= QUIET_S
+        return time.monotonic() - seen[1] >= window_s
 
-    wait_for(still, SETTLE_S, 0.01)
+    wait_for(done, limit_s, 0.01)
+
+
+def _head(recorder: Follower) -> int:
+    """The recorder's head once it has seen nothing new for ``QUIET_S``."""
+    _quiet([recorder], QUIET_S, SETTLE_S)
     return recorder.last()
+
+
+def _drain(followers: list[Follower], reach: int) -> None:
+    """Read the sessions up to ``reach``: a lagging one keeps receiving, a short one goes quiet."""
+    _quiet(followers, DRAIN_QUIET_S, DRAIN_S, reach)
 
 
 def _past(recorder: Follower, head: int) -> bool:
     return recorder.last() > head
-
-
-def _caught_up(followers: list[Follower], reach: int) -> bool:
-    return all(f.last() >= reach for f in followers)
 
 
 def _retire(followers: list[Follower], door: str, reach: int) -> list[Resume]:
@@ -293,7 +303,7 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
     try:
         for w in range(2):
             driver.burst(f"{prefix}W{w}", rounds)()
-        head = _quiet(recorder)
+        head = _head(recorder)
         for step in range(steps):
             edge = EDGES[step] if step < len(EDGES) else ""
             opened = [driver.follow(point(driver.door, edge, head, rng), head + 1, edge)]
@@ -301,12 +311,12 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
             wait_for(partial(_past, recorder, head), SETTLE_S, 0.002)  # released, not all yet
             opened.append(driver.follow(rng.randint(first, head), head + 1, "", True))
             wait()
-            reach = _quiet(recorder)
-            wait_for(partial(_caught_up, previous + opened, reach), DRAIN_S, 0.01)
+            reach = _head(recorder)
+            _drain(previous + opened, reach)
             resumes += _retire(previous, driver.door, reach)
             previous, head = opened, reach
-        reach = _quiet(recorder)
-        wait_for(partial(_caught_up, previous, reach), DRAIN_S, 0.01)
+        reach = _head(recorder)
+        _drain(previous, reach)
         resumes += _retire(previous, driver.door, reach)
         previous = []
     finally:
