@@ -6,7 +6,9 @@ sequenced and every admitted request stays in flight. Then, at once,
 ``OUCH_SESSIONS`` OUCH sessions (one account each) pipeline their shares of
 the flood, and ``HTTP_THREADS`` HTTP clients of the same accounts post
 orders until one is admitted, so that together, on both doors, the requests
-cross the limit. The flood is the SUT's declared in-flight limit
+cross the limit. The HTTP clients stop posting ``STOP_GRACE_S`` before the
+resume: a post the gateway decided after it could be admitted as slots free,
+and would count as admitted past the limit (a false alarm seen on seed 8). The flood is the SUT's declared in-flight limit
 (``Sut.in_flight_limit``: the reference's is its gateway's own figure) plus
 a sixth of it; without a declared limit, ``FLOOD`` orders.
 
@@ -55,6 +57,7 @@ FLOOD = 4200  #: without a declared limit: well past the reference gateway's 3,5
 OUCH_SESSIONS = 3
 HTTP_THREADS = 4
 HTTP_EACH = 20  #: orders an HTTP client posts at most, stopping at its first admitted one
+STOP_GRACE_S = 0.2  #: HTTP clients stop posting this long before the resume: all they sent is decided paused
 AT_ONCE_S = 1.0
 QUIET_S = 0.5  #: the door said all it will say while the core is stopped
 SENTINEL_QUIET_S = 2.0  #: no answer to a session's closing invalid order this long: read no more
@@ -199,9 +202,13 @@ def flood(bp_sut, seed, history) -> dict:
     doors_http = HTTP_THREADS if sut.endpoints().get("http") else 0
     http_answers: list[dict] = []
 
+    stop_http = threading.Event()  # set before the resume: a post after it could be admitted legitimately
+
     def http_client(j: int) -> None:
         auth = ouch_accounts[j % len(ouch_accounts)]
         for i in range(HTTP_EACH):
+            if stop_http.is_set():
+                return
             answer = http_order(sut, auth, f"BH{seed % 1000:03d}{j}{i:06d}", price(i))
             answer["account"] = auth[0]
             http_answers.append(answer)
@@ -231,7 +238,9 @@ def flood(bp_sut, seed, history) -> dict:
                     probe = http_order(sut, accounts[0], f"BPH{seed % 100000:05d}", 100 * tick)
                 window["http"] = probe
             finally:
+                stop_http.set()
                 if sequencer:
+                    time.sleep(STOP_GRACE_S)
                     sut.resume(sequencer)
         for t in http_threads:
             t.join(COMPLETE_S)
