@@ -17,6 +17,7 @@ import random
 
 import _support as s
 import pytest
+from _continuity import CONTINUITY, TITLE, module_continuity
 from _resume import OuchDriver, SseDriver, run_resumes
 
 from harness.checkers.session_resume import check_session_resume
@@ -70,3 +71,9 @@ def test_sse_resume(resume_sut, seed, profile):
     account, password = _account(sut, 1)
     _judge("exactly_once.session_resume.sse",
            SseDriver(sut, account, password, *_market(sut)), seed, profile, "RSH")
+
+
+@pytest.mark.requirement(CONTINUITY, title=TITLE)
+def test_sequence_continuity(resume_sut, profile):
+    """Last in the module: everything it sequenced is in the sequenced input once, in order."""
+    s.judge(module_continuity(resume_sut, profile))
