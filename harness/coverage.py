@@ -89,6 +89,7 @@ NEEDS: dict[str, tuple[Need, ...]] = {
         Need("replicas", 2, "engine replicas compared with the clean replay")),
     "exactly_once.bus_faults.reported_once": _needs(
         Need("dropped", 1, "bus datagrams dropped"), Need("duplicated", 1, "bus datagrams duplicated"),
+        Need("reordered", 1, "bus datagrams reordered"),
         Need("orders", 100, "orders whose reports were counted"),
         Need("fills", 10, "fills whose reports were counted")),
     "exactly_once.gateway_resend.sequenced_once": _needs(
