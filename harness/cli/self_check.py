@@ -159,7 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="broken variants to run (default: all)")
     p.add_argument("--clean-seeds", type=int, default=1, metavar="K",
                    help="clean runs of the reference, seeds N..N+K-1 (default: 1)")
-    p.add_argument("--results-dir", metavar="D",
+    p.add_argument("--results", dest="results_dir", metavar="D",
                    help="where to write (default: results/self-check-<run-id>)")
     p.add_argument("-k", dest="keyword", metavar="EXPR",
                    help="only suite tests matching this pytest -k expression (for kit development)")

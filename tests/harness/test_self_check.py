@@ -40,7 +40,7 @@ def run(variant: str = "", seed: int = 7, verdict: str = "pass", **statuses: str
     (["--clean-seeds", "-1"], "--clean-seeds -1: must be 0 or more"),
 ])
 def test_usage_errors_exit_64_before_anything_runs(args, message, capsys, tmp_path):
-    assert cli(["self-check", *args, "--results-dir", str(tmp_path / "out")]) == os.EX_USAGE
+    assert cli(["self-check", *args, "--results", str(tmp_path / "out")]) == os.EX_USAGE
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -97,7 +97,7 @@ def test_a_real_self_check_catches_fok_partial_fill_and_raises_no_false_alarm(tm
     out = tmp_path / "sc"
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "self-check", "--variants", "fok_partial_fill", "--clean-seeds", "1",
-         "--seed", "11", "-k", "rule_conformance", "--results-dir", str(out)],
+         "--seed", "11", "-k", "rule_conformance", "--results", str(out)],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=150,
         env={k: v for k, v in os.environ.items() if k != "CRUCIBLE_SUT_FAULTS"})
     text = proc.stdout + proc.stderr
