@@ -74,22 +74,6 @@ def test_a_misspelt_requirement_or_situation_in_a_profile_is_refused(tmp_path) -
         assert err.value.key == key and "did you mean" in err.value.reason
 
 
-class _Ids:
-    """A pytest plugin that records every collected test's requirement id."""
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    def pytest_collection_modifyitems(self, items) -> None:
-        for item in items:
-            marker = item.get_closest_marker("requirement")
-            if marker is not None:
-                self.ids.add(marker.args[0])
-
-
-def test_every_suite_requirement_declares_its_evidence() -> None:
-    ids = _Ids()
-    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", str(REPO / "suites")], plugins=[ids])
-    assert code == 0 and ids.ids
-    missing = sorted(ids.ids - set(NEEDS))
+def test_every_suite_requirement_declares_its_evidence(suite_requirements: set[str]) -> None:
+    missing = sorted(suite_requirements - set(NEEDS))
     assert not missing, f"add these requirements' situations to harness/coverage.py NEEDS: {missing}"

@@ -9,9 +9,6 @@ count).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,30 +17,6 @@ from harness.detection import BY_VARIANT, DETECTIONS, UnknownVariant, select
 from reference_impl.config import BROKEN_VARIANTS
 
 REPO = Path(__file__).resolve().parents[2]
-COLLECT = """\
-import json, sys
-import pytest
-
-class Requirements:
-    ids = set()
-
-    def pytest_collection_modifyitems(self, items):
-        self.ids.update(m.args[0] for i in items for m in i.iter_markers("requirement"))
-
-plugin = Requirements()
-code = pytest.main(["suites", "--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[plugin])
-print("REQUIREMENTS " + json.dumps(sorted(plugin.ids)))
-sys.exit(code)
-"""
-
-
-@pytest.fixture(scope="module")
-def suite_requirements() -> set[str]:
-    proc = subprocess.run([sys.executable, "-c", COLLECT], cwd=REPO, capture_output=True, text=True,
-                          check=False, timeout=120)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("REQUIREMENTS ")), None)
-    assert proc.returncode == 0 and line, (proc.stdout + proc.stderr)[-3000:]
-    return set(json.loads(line.removeprefix("REQUIREMENTS ")))
 
 
 def test_every_broken_variant_has_a_row() -> None:
@@ -70,6 +43,12 @@ def test_every_row_names_a_suite_requirement_and_module(suite_requirements: set[
     bad += [f"{d.variant}: module suites/{d.module}" for d in DETECTIONS if not (REPO / "suites" / d.module).is_file()]
     assert not bad, ("harness/detection.py names what the suites do not have: " + "; ".join(bad)
                      + f". Requirements the suites declare: {', '.join(sorted(suite_requirements))}")
+
+
+def test_docs_show_every_row() -> None:
+    doc = (REPO / "docs" / "suites.md").read_text()
+    missing = [d.variant for d in DETECTIONS if f"| `{d.variant}` | `{d.module.removesuffix('.py')} -k " not in doc]
+    assert not missing, f"docs/suites.md's detection-power table has no row for {missing}"
 
 
 def test_select_names_the_known_variants_and_a_close_match() -> None:
