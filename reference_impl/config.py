@@ -114,6 +114,7 @@ class ClusterConfig:
     idle: str
     event_loop: str
     backoff_spin_us: int
+    fine_timers: bool
     capacity: int
     backpressure_ratio: float
     checkpoint_every: int
@@ -192,7 +193,8 @@ class ClusterConfig:
 
 
 #: the keys of the ``cluster:`` section: the ClusterConfig fields that are policies and tuning
-CLUSTER_KEYS = ("durability", "transport", "idle", "event_loop", "backoff_spin_us", "capacity",
+CLUSTER_KEYS = ("durability", "transport", "idle", "event_loop", "backoff_spin_us",
+                "fine_timers", "capacity",
                 "backpressure_ratio", "checkpoint_every", "heartbeat_ms", "resend_ms")
 ROOT_KEYS = ("cluster", "instruments", "accounts", "sequencer", "streams", "engines", "logger", "gateways",
              "faults")
@@ -321,6 +323,7 @@ def parse(raw: Any) -> ClusterConfig:
         idle=_choice(c, "idle", p, IDLE, "block"),
         event_loop=_choice(c, "event_loop", p, EVENT_LOOPS, "auto"),
         backoff_spin_us=_positive(c, "backoff_spin_us", p, 50),
+        fine_timers=_get(c, "fine_timers", p, bool, True),
         capacity=_positive(c, "capacity", p, 65536),
         backpressure_ratio=ratio,
         checkpoint_every=_positive(c, "checkpoint_every", p, 1000),

@@ -1,13 +1,18 @@
-"""Inbox: reads only the sockets epoll reports ready, in the order given, under every idle strategy."""
+"""Inbox: reads only the sockets epoll reports ready, in the order given, under every idle strategy,
+with ms (epoll) or µs (fine timers) deadlines."""
 
 from __future__ import annotations
 
 import errno
+import os
+import threading
 import time
 
 import pytest
 
+from reference_impl import config
 from reference_impl.edges import transport
+from reference_impl.edges.timer import lower_timer_slack
 
 
 @pytest.fixture
@@ -17,12 +22,14 @@ def socks():
     yield rx, tx
     for s in rx + [tx]:
         s.close()
+    lower_timer_slack(0)  # a fine-timer Inbox lowered this thread's slack: give pytest its own back
 
 
+@pytest.mark.parametrize("fine", [False, True], ids=["epoll", "fine"])
 @pytest.mark.parametrize("idle", ["block", "spin", "backoff"])
-def test_poll_returns_every_ready_datagram_in_socket_order(socks, idle) -> None:
+def test_poll_returns_every_ready_datagram_in_socket_order(socks, idle, fine) -> None:
     rx, tx = socks
-    inbox = transport.Inbox(rx, idle, spin_us=50)
+    inbox = transport.Inbox(rx, idle, spin_us=50, fine_timers=fine)
     try:
         tx.sendto(b"c1", rx[2].getsockname())
         tx.sendto(b"a1", rx[0].getsockname())
@@ -51,11 +58,10 @@ def test_limit_leaves_the_rest_for_the_next_poll(socks) -> None:
         inbox.close()
 
 
-def test_block_wakes_on_a_datagram_sent_while_waiting(socks) -> None:
-    import threading
-
+@pytest.mark.parametrize("fine", [False, True], ids=["epoll", "fine"])
+def test_block_wakes_on_a_datagram_sent_while_waiting(socks, fine) -> None:
     rx, tx = socks
-    inbox = transport.Inbox(rx)
+    inbox = transport.Inbox(rx, fine_timers=fine)
     try:
         timer = threading.Timer(0.05, tx.sendto, (b"late", rx[1].getsockname()))
         timer.start()
@@ -65,6 +71,61 @@ def test_block_wakes_on_a_datagram_sent_while_waiting(socks) -> None:
         timer.join()
     finally:
         inbox.close()
+
+
+@pytest.mark.parametrize("fine", [False, True], ids=["epoll", "fine"])
+@pytest.mark.parametrize("timeout_us", [50, 200, 1000, 3000])
+def test_an_empty_wait_ends_at_its_deadline_not_before(socks, fine, timeout_us) -> None:
+    rx, _ = socks
+    inbox = transport.Inbox(rx, fine_timers=fine)
+    try:
+        for _ in range(5):
+            deadline = time.monotonic_ns() + timeout_us * 1000
+            assert inbox.poll_until(deadline) == []
+            assert time.monotonic_ns() >= deadline
+    finally:
+        inbox.close()
+
+
+def test_a_stale_timer_expiry_neither_ends_a_wait_early_nor_shows_up_as_a_socket(socks) -> None:
+    """Data cuts a fine wait short; its deadline then expires unobserved, before the next wait."""
+    rx, tx = socks
+    inbox = transport.Inbox(rx, fine_timers=True)
+    try:
+        timer = threading.Timer(0.005, tx.sendto, (b"early", rx[0].getsockname()))
+        timer.start()
+        stale = time.monotonic_ns() + 50_000_000
+        assert [d for _, d, _ in inbox.poll_until(stale)] == [b"early"]
+        timer.join()
+        time.sleep(max(stale - time.monotonic_ns(), 0) / 1e9 + 0.01)
+        deadline = time.monotonic_ns() + 20_000_000
+        assert inbox.poll_until(deadline) == []
+        assert time.monotonic_ns() >= deadline
+        tx.sendto(b"next", rx[2].getsockname())
+        assert [(rx.index(s), d) for s, d, _ in inbox.poll_until(deadline + 10**9)] == [(2, b"next")]
+    finally:
+        inbox.close()
+
+
+def _timerfds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[timerfd]"
+        except OSError:
+            pass
+    return n
+
+
+@pytest.mark.parametrize("fine", [False, True])
+def test_a_nodes_inbox_follows_the_fine_timers_key(socks, fine) -> None:
+    before = _timerfds()
+    inbox = transport.node_inbox(config.load().with_overrides(fine_timers=fine), socks[0])
+    try:
+        assert _timerfds() - before == int(fine)
+    finally:
+        inbox.close()
+    assert _timerfds() == before
 
 
 class _FailingSocket:

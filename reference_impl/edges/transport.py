@@ -14,9 +14,11 @@ works in both modes (a socket bound to a multicast group cannot receive
 unicast replies).
 
 ``Inbox`` waits on several sockets with the configured idle strategy:
-``block`` (select; the right default with more processes than vCPUs),
+``block`` (epoll; the right default with more processes than vCPUs),
 ``spin`` (non-blocking polling, costs a whole vCPU) or ``backoff`` (spin for
-N µs, then block).
+N µs, then block). With ``fine_timers`` its blocking wait ends at a deadline
+in ns to within tens of µs (``edges/timer.py``) instead of epoll's whole
+milliseconds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from reference_impl.config import HOST, ClusterConfig, StreamConfig
+from reference_impl.edges.timer import DeadlineTimer, lower_timer_slack
 
 RECV_BYTES = 65535
 SOCKET_BUFFER = 8 << 20
@@ -117,9 +120,21 @@ class Inbox:
     block: a wake-up costs one ``epoll_wait``, one ``recvfrom`` per datagram
     and one empty ``recvfrom`` per ready socket, never a read of an idle
     socket. Within a batch, sockets keep the order they were given in.
+
+    Deadlines are ``time.monotonic_ns()`` values. Without ``fine_timers`` a
+    blocking wait is ``epoll_wait`` with a timeout rounded up to whole ms.
+    With them (Linux), the Inbox owns a ``DeadlineTimer`` registered
+    edge-triggered in its epoll set and lowers the constructing thread's
+    timer slack (the thread that polls: every node polls from the thread that
+    built its Inbox). A blocking wait first polls with a zero timeout (data
+    already waiting costs no timer), else arms the timer at the deadline and
+    waits without a timeout. The timer's own events are dropped, so a stale
+    one (the expiry of a deadline armed for an earlier wait that data cut
+    short) never ends a wait early.
     """
 
-    def __init__(self, socks: Sequence[socket.socket], idle: str = "block", spin_us: int = 50) -> None:
+    def __init__(self, socks: Sequence[socket.socket], idle: str = "block", spin_us: int = 50,
+                 fine_timers: bool = False) -> None:
         self.socks = list(socks)
         for s in self.socks:
             s.setblocking(False)
@@ -133,19 +148,36 @@ class Inbox:
                 self._epoll.register(s.fileno(), select.EPOLLIN)
             else:
                 self._selector.register(s, selectors.EVENT_READ)
+        self._timer: DeadlineTimer | None = None
+        self._timer_fd = -1
+        if fine_timers and self._epoll is not None:
+            lower_timer_slack()
+            self._timer = DeadlineTimer()
+            self._timer_fd = self._timer.fileno()
+            self._epoll.register(self._timer_fd, select.EPOLLIN | select.EPOLLET)
 
-    def _ready(self, timeout_s: float) -> list[int]:
-        """Indexes into ``socks`` of the readable sockets, in that order (-1 timeout: wait)."""
-        if self._epoll is not None:
-            events = self._epoll.poll(timeout_s)
-            if not events:
-                return []
-            order = self._order
-            if len(events) == 1:
-                return [order[events[0][0]]]
-            return sorted(order[fd] for fd, _ in events)
-        keys = self._selector.select(None if timeout_s < 0 else timeout_s)
-        return sorted(self._order[k.fd] for k, _ in keys)
+    def _ready(self, deadline_ns: int) -> list[int]:
+        """Indexes into ``socks`` of the readable sockets, in that order, waiting until ``deadline_ns``."""
+        if self._epoll is None:
+            keys = self._selector.select(max(deadline_ns - time.monotonic_ns(), 0) / 1e9)
+            return sorted(self._order[k.fd] for k, _ in keys)
+        if self._timer is None:
+            return self._indexes(self._epoll.poll(max(deadline_ns - time.monotonic_ns(), 0) / 1e9))
+        ready = self._indexes(self._epoll.poll(0))
+        if not ready and deadline_ns > time.monotonic_ns():
+            self._timer.arm(deadline_ns)
+            ready = self._indexes(self._epoll.poll(-1))
+        return ready
+
+    def _indexes(self, events: list[tuple[int, int]]) -> list[int]:
+        """The socket indexes of epoll ``events``, sorted, without the timer's."""
+        if not events:
+            return []
+        order, timer_fd = self._order, self._timer_fd
+        if len(events) == 1:
+            fd = events[0][0]
+            return [] if fd == timer_fd else [order[fd]]
+        return sorted(order[fd] for fd, _ in events if fd != timer_fd)
 
     def _drain(self, ready: list[int], out: list[tuple[socket.socket, bytes, tuple]],
                limit: int) -> None:
@@ -163,28 +195,47 @@ class Inbox:
                 out.append((s, data, addr))
 
     def poll(self, timeout_s: float, limit: int = 4096) -> list[tuple[socket.socket, bytes, tuple]]:
-        """Everything ready now (up to ``limit``), waiting up to ``timeout_s`` for the first."""
+        """``poll_until`` a deadline ``timeout_s`` from now."""
+        return self.poll_until(time.monotonic_ns() + int(timeout_s * 1e9), limit)
+
+    def poll_until(self, deadline_ns: int, limit: int = 4096) -> list[tuple[socket.socket, bytes, tuple]]:
+        """Everything ready now (up to ``limit``), waiting until ``deadline_ns`` for the first.
+
+        Returns as soon as a datagram is readable, and empty-handed not before
+        the deadline (``idle: spin`` never blocks; ``backoff`` spins, then
+        blocks until the same deadline).
+        """
         out: list[tuple[socket.socket, bytes, tuple]] = []
         if self._idle != "block":
-            deadline = time.monotonic_ns() + (
-                self._spin_ns if self._idle == "backoff" else int(timeout_s * 1e9))
+            spin_until = (min(deadline_ns, time.monotonic_ns() + self._spin_ns)
+                          if self._idle == "backoff" else deadline_ns)
             while True:
                 ready = self._ready(0)
                 if ready:
                     self._drain(ready, out, limit)
                     if out:
                         return out
-                if time.monotonic_ns() >= deadline:
+                if time.monotonic_ns() >= spin_until:
                     break
             if self._idle == "spin":
                 return out
-        ready = self._ready(timeout_s)
+        ready = self._ready(deadline_ns)
         if ready:
             self._drain(ready, out, limit)
         return out
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.close()
         if self._epoll is not None:
             self._epoll.close()
         else:
             self._selector.close()
+
+
+def node_inbox(cfg: ClusterConfig, socks: Sequence[socket.socket]) -> Inbox:
+    """The Inbox of a node's duty loop, waiting as the cluster config says (idle strategy, fine timers).
+
+    Build it in the thread that will poll it: fine timers lower that thread's timer slack.
+    """
+    return Inbox(socks, cfg.idle, cfg.backoff_spin_us, cfg.fine_timers)

@@ -149,7 +149,7 @@ class EngineAgent:
         if not self.primary:
             self.output_sock = transport.stream_subscriber(cfg, cfg.output_stream, me.output_port)
             socks.append(self.output_sock)
-        self.inbox = transport.Inbox(socks, cfg.idle, cfg.backoff_spin_us)
+        self.inbox = transport.node_inbox(cfg, socks)
         self.status_sock = transport.bind_udp(0)
         self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)

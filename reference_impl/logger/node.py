@@ -86,9 +86,8 @@ class LoggerAgent:
         self.recovery_sock = transport.bind_udp(0)
         self.archive_sock = transport.bind_udp(lc.archive_port)
         self.admin_sock = transport.bind_udp(lc.admin_port)
-        self.inbox = transport.Inbox(
-            [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock],
-            cfg.idle, cfg.backoff_spin_us)
+        self.inbox = transport.node_inbox(
+            cfg, [self.input_sock, self.recovery_sock, self.archive_sock, self.admin_sock])
         self.status_sock = transport.bind_udp(0)
         self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)

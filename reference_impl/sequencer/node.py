@@ -86,8 +86,7 @@ class SequencerAgent:
         self.request_sock = transport.bind_udp(cfg.sequencer.request_port)
         self.retransmit_sock = transport.bind_udp(cfg.sequencer.retransmit_port)
         self.admin_sock = transport.bind_udp(cfg.sequencer.admin_port)
-        self.inbox = transport.Inbox([self.request_sock, self.retransmit_sock, self.admin_sock],
-                                     cfg.idle, cfg.backoff_spin_us)
+        self.inbox = transport.node_inbox(cfg, [self.request_sock, self.retransmit_sock, self.admin_sock])
         subscribers = [e.input_port for e in cfg.engines] + [cfg.logger.input_port]
         self.publisher = transport.stream_publisher(cfg, cfg.input_stream, subscribers)
         self.status_sock = transport.bind_udp(0)
