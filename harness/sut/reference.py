@@ -31,6 +31,7 @@ reference engine being this SUT's own.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ from reference_impl.edges import process
 from reference_impl.launch.cluster import Cluster, ClusterStartError, plan_components
 
 RELAY_BASE_PORT = 17701  #: the relay's listen ports, before the offset (test_cluster agrees)
+PORT_RETRIES = 3  #: port blocks given up because another process took a port while the cluster started
+log = logging.getLogger(__name__)
 _OFFERED = frozenset({"http", "ouch", "digest", "checkpoints", "health", "journal", "wal",
                       "wal_damage", "output_streams", "rerequest", "offline_replay", "stages",
                       "power_off", "kill", "pause", "restart", "faults"})
@@ -138,13 +141,32 @@ class ReferenceSut(Sut):
     # -------------------------------------------------------------- lifecycle
 
     def start(self) -> ReferenceSut:
+        """Start on a free port block; when a node fails because another process took one of the
+        block's ports after the check (a test with fixed ports, another tool), start again on the
+        next block, up to ``PORT_RETRIES`` times. A fixed ``port_offset`` is never moved."""
         if self.cluster is not None:
             raise RuntimeError("ReferenceSut is already started")
         all_ports = self.base_config.ports() + self.relay_ports_base + self.output_relay_ports_base
-        if self.port_offset is not None:
-            block = port_alloc.take(all_ports, self.port_offset)
-        else:
-            block = port_alloc.allocate(all_ports, prefer=self._last_offset)
+        lost: list[int] = []  # offsets whose ports another process took while we started
+        while True:
+            if self.port_offset is not None:
+                block = port_alloc.take(all_ports, self.port_offset)
+            else:
+                candidates = [c for c in port_alloc.CANDIDATES if c not in lost]
+                prefer = self._last_offset if self._last_offset not in lost else None
+                block = port_alloc.allocate(all_ports, prefer=prefer, candidates=candidates)
+            try:
+                return self._start_on(block)
+            except SutError:
+                # our nodes are stopped: a port still busy is another process's
+                taken = port_alloc.busy_ports(all_ports, block.offset)
+                if self.port_offset is not None or not taken or len(lost) >= PORT_RETRIES:
+                    raise
+                log.warning("ports %s were taken while the cluster started; trying another block",
+                            taken[:5])
+                lost.append(block.offset)
+
+    def _start_on(self, block: port_alloc.PortBlock) -> ReferenceSut:
         self._block, self._last_offset = block, block.offset
         cfg = self.base_config.shifted(block.offset)
         own: dict[str, ClusterConfig] = {}
