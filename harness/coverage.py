@@ -55,6 +55,8 @@ _WAL_DAMAGE = _needs(Need("damaged_records", 1, "records the harness damaged (to
 _FUZZ = _needs(Need("inputs", 1000, "generated inputs sent"),
                Need("sequencing_counted", 1, "the SUT's sequenced count was read before and after, so "
                                              "anything sequenced from garbage would show"))
+_BUS_FAULTS = (Need("dropped", 1, "bus datagrams dropped"), Need("duplicated", 1, "bus datagrams duplicated"),
+               Need("reordered", 1, "bus datagrams reordered"))
 _RULES = tuple(f"R{i}" for i in range(1, 18))  #: docs/matching-rules.md
 
 #: requirement id -> the situations it must have seen (defaults: what certify-quick meets)
@@ -84,13 +86,9 @@ NEEDS: dict[str, tuple[Need, ...]] = {
         Need("inputs", 250, "sequenced messages checked against the model"),
         Need("fills", 40, "executions checked for quantity and priority")),
     "exactly_once.bus_faults.same_final_state": _needs(
-        Need("dropped", 1, "bus datagrams dropped"), Need("duplicated", 1, "bus datagrams duplicated"),
-        Need("reordered", 1, "bus datagrams reordered"),
-        Need("replicas", 2, "engine replicas compared with the clean replay")),
+        *_BUS_FAULTS, Need("replicas", 2, "engine replicas compared with the clean replay")),
     "exactly_once.bus_faults.reported_once": _needs(
-        Need("dropped", 1, "bus datagrams dropped"), Need("duplicated", 1, "bus datagrams duplicated"),
-        Need("reordered", 1, "bus datagrams reordered"),
-        Need("orders", 100, "orders whose reports were counted"),
+        *_BUS_FAULTS, Need("orders", 100, "orders whose reports were counted"),
         Need("fills", 10, "fills whose reports were counted")),
     "exactly_once.gateway_resend.sequenced_once": _needs(
         Need("resends", 1, "requests the gateway sent again"),
