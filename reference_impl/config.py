@@ -108,6 +108,17 @@ class SequencerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ArbiterConfig:
+    """The failover arbiter (docs/arbiter.md); ``enabled: false`` starts none."""
+
+    enabled: bool = False
+    silence_us: int = 200  #: the primary's output silent this long: suspect, probe its process
+    stall_ms: int = 5  #: silent this long while alive: promote away from it
+    admin_port: int = 17305
+    output_port: int = 17213  #: output stream subscription (unicast mode)
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     durability: str
     transport: str
@@ -130,6 +141,8 @@ class ClusterConfig:
     gateways: tuple[GatewayConfig, ...]
     #: test-only switches for the deliberately broken variants (docs/config.md)
     faults: tuple[str, ...] = field(default=())
+    arbiter: ArbiterConfig = field(default=ArbiterConfig())
+    output_heartbeat_us: int = 100_000  #: the primary's idle output-stream heartbeat
 
     def __post_init__(self) -> None:
         for i, name in enumerate(self.faults):  # also guards with_overrides(faults=...)
@@ -166,6 +179,8 @@ class ClusterConfig:
             out += [e.input_port, e.output_port, e.retransmit_port, e.admin_port]
         for g in self.gateways:
             out += [g.ouch_port, g.http_port, g.output_port, g.status_port, g.admin_port]
+        if self.arbiter.enabled:
+            out += [self.arbiter.admin_port, self.arbiter.output_port]
         return out
 
     def with_overrides(self, **changes: Any) -> ClusterConfig:
@@ -186,6 +201,7 @@ class ClusterConfig:
             engines=tuple(move(e) for e in self.engines),
             logger=move(self.logger),
             gateways=tuple(move(g) for g in self.gateways),
+            arbiter=move(self.arbiter),
         )
 
 
@@ -195,9 +211,10 @@ class ClusterConfig:
 #: the keys of the ``cluster:`` section: the ClusterConfig fields that are policies and tuning
 CLUSTER_KEYS = ("durability", "transport", "idle", "event_loop", "backoff_spin_us",
                 "fine_timers", "capacity",
-                "backpressure_ratio", "checkpoint_every", "heartbeat_ms", "resend_ms")
+                "backpressure_ratio", "checkpoint_every", "heartbeat_ms", "resend_ms",
+                "output_heartbeat_us")
 ROOT_KEYS = ("cluster", "instruments", "accounts", "sequencer", "streams", "engines", "logger", "gateways",
-             "faults")
+             "faults", "arbiter")
 
 
 def _known(d: dict, path: str, known: Iterable[str]) -> None:
@@ -270,6 +287,26 @@ def _list(raw: dict, key: str) -> list[dict]:
     return value
 
 
+def _arbiter(raw: dict, heartbeat_us: int) -> ArbiterConfig:
+    """The optional ``arbiter:`` section; its timeouts must leave room for the idle heartbeat."""
+    if "arbiter" not in raw:
+        return ArbiterConfig()
+    a, p = _section(raw, "arbiter"), "arbiter."
+    _known(a, p, _fields(ArbiterConfig))
+    d = ArbiterConfig()
+    arb = ArbiterConfig(_get(a, "enabled", p, bool, d.enabled), _positive(a, "silence_us", p, d.silence_us),
+                        _positive(a, "stall_ms", p, d.stall_ms),
+                        _port(a, "admin_port", p) if "admin_port" in a else d.admin_port,
+                        _port(a, "output_port", p) if "output_port" in a else d.output_port)
+    if arb.silence_us >= arb.stall_ms * 1000:
+        raise ConfigError(f"{p}silence_us", f"must be below stall_ms ({arb.stall_ms} ms)")
+    if arb.enabled and 2 * heartbeat_us > arb.stall_ms * 1000:
+        raise ConfigError("cluster.output_heartbeat_us",
+                          f"must be at most half of arbiter.stall_ms with an arbiter (got {heartbeat_us} µs "
+                          f"against {arb.stall_ms} ms): an idle primary would be promoted away from")
+    return arb
+
+
 def parse(raw: Any) -> ClusterConfig:
     """Validate a loaded YAML document into a ``ClusterConfig``."""
     if not isinstance(raw, dict):
@@ -317,6 +354,7 @@ def parse(raw: Any) -> ClusterConfig:
             _positive(g, "id", gp, 1), _port(g, "ouch_port", gp), _port(g, "http_port", gp),
             _port(g, "output_port", gp), _port(g, "status_port", gp), _port(g, "admin_port", gp)))
     faults = tuple(_get(raw, "faults", "", list, []))
+    output_heartbeat_us = _positive(c, "output_heartbeat_us", p, 100_000)
     cfg = ClusterConfig(
         durability=_choice(c, "durability", p, DURABILITY, "fsync"),
         transport=_choice(c, "transport", p, TRANSPORTS, "unicast"),
@@ -344,6 +382,8 @@ def parse(raw: Any) -> ClusterConfig:
                             _get(lg, "fsync_delay_ms", lp, int, 0)),
         gateways=tuple(gateways),
         faults=tuple(str(f) for f in faults),
+        arbiter=_arbiter(raw, output_heartbeat_us),
+        output_heartbeat_us=output_heartbeat_us,
     )
     ports = cfg.ports()
     dupes = sorted({x for x in ports if ports.count(x) > 1})
@@ -397,5 +437,6 @@ def dump(cfg: ClusterConfig) -> str:
         "logger": c.pop("logger"),
         "gateways": list(c.pop("gateways")),
         "faults": list(c.pop("faults")),
+        "arbiter": c.pop("arbiter"),
     }
     return yaml.safe_dump(out, sort_keys=False)

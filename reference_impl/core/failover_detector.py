@@ -22,9 +22,9 @@ process state now and call ``on_probe``) or a ``Promote(epoch, engine_id)``
 States::
 
     WATCHING ──silence──▶ SUSPECT ──probe: exiting/gone──▶ PROMOTING ──promoted──▶ WATCHING
-       ▲                     │                                ▲        (new primary, grace)
-       │ output              │ probe: alive                   │            or NO_SECONDARY
-       ├─────────────────── STALLED ──silent for stall_ns─────┘
+       ▲                   ▲   │      (or alive, silent ≥ stall_ns) ▲  (new primary, grace)
+       │ output     re-probe   │ probe: alive                      │      or NO_SECONDARY
+       ├─────────────────── STALLED ───────────────────────────────┘
        │                     │ (re-probes every silence_ns)          refused ──▶ SUPERSEDED
        └─────────────────────┘
 
@@ -37,7 +37,9 @@ States::
   ``stall_ns`` (a live primary that is merely slow must not be fenced off
   for a hiccup); until then every tick ``silence_ns`` after the last probe
   probes again, so a primary killed during a stall is still confirmed within
-  one silence. Any output returns to ``WATCHING``.
+  one silence. The tick that reaches ``stall_ns`` probes too: a promotion
+  always follows a fresh probe, which then says whether it was for a death
+  (``confirmed_ns`` set) or for a stall. Any output returns to ``WATCHING``.
 - ``PROMOTING``: one ``Promote(epoch + 1, secondary)`` was asked for; no
   other until the sequencer answers. ``on_promoted`` makes the named engine
   the primary and drops the old one from the candidates for good (it is dead
@@ -103,8 +105,19 @@ Action = Promote | _Probe | None
 class FailoverDetector:
     """The arbiter's state machine (see the module doc)."""
 
-    __slots__ = ("primary", "candidates", "epoch", "silence_ns", "stall_ns", "state",
-                 "last_output_ns", "last_probe_ns", "suspected_ns", "confirmed_ns", "promoted_ns")
+    __slots__ = (
+        "candidates",
+        "confirmed_ns",
+        "epoch",
+        "last_output_ns",
+        "last_probe_ns",
+        "primary",
+        "promoted_ns",
+        "silence_ns",
+        "stall_ns",
+        "state",
+        "suspected_ns",
+    )
 
     def __init__(self, primary: int, secondaries: tuple[int, ...], epoch: int, now_ns: int,
                  silence_ns: int = DEFAULT_SILENCE_NS, stall_ns: int = DEFAULT_STALL_NS) -> None:
@@ -127,8 +140,7 @@ class FailoverDetector:
     # ---------------------------------------------------------------- events
 
     def on_output(self, now_ns: int) -> Action:
-        if now_ns > self.last_output_ns:
-            self.last_output_ns = now_ns
+        self.last_output_ns = max(self.last_output_ns, now_ns)
         if self.state in (State.SUSPECT, State.STALLED):
             self.state = State.WATCHING
         return NOTHING
@@ -142,9 +154,7 @@ class FailoverDetector:
                 self.suspected_ns = self.last_probe_ns = now_ns
                 return PROBE
         elif state is State.STALLED:
-            if silent >= self.stall_ns:
-                return self._promote(now_ns)
-            if now_ns - self.last_probe_ns >= self.silence_ns:
+            if silent >= self.stall_ns or now_ns - self.last_probe_ns >= self.silence_ns:
                 self.state = State.SUSPECT
                 self.last_probe_ns = now_ns
                 return PROBE
@@ -155,8 +165,10 @@ class FailoverDetector:
         if self.state is not State.SUSPECT:
             return NOTHING
         if answer is ProbeAnswer.ALIVE:
-            self.state = State.STALLED
-            return NOTHING
+            if now_ns - self.last_output_ns < self.stall_ns:
+                self.state = State.STALLED
+                return NOTHING
+            return self._promote(now_ns)  # alive, and silent for the whole stall timeout
         self.confirmed_ns = now_ns
         return self._promote(now_ns)
 

@@ -32,8 +32,8 @@ an ack gate waits for goes out every turn (the secondary's, under
 ``replicated``); the others feed only the backpressure depth and the
 primary's address, so they go out at most every ``STATUS_PACE_NS`` (1 ms) and
 cost the gateway one datagram per millisecond, not one per order. An idle node
-sends an output-stream heartbeat (the primary) and an ``EngineStatus`` every
-``heartbeat_ms``. A packet with a block that does not decode, or whose
+sends an output-stream heartbeat (the primary) every ``output_heartbeat_us``
+and an ``EngineStatus`` every ``heartbeat_ms``. A packet with a block that does not decode, or whose
 header seq is not the packet's seq plus its index
 (``sequenced_codec.poisoned_block``), is dropped whole by the intake before
 the receiver sees it (``poisoned_packets``; see ``mold_intake``). A delivered
@@ -128,6 +128,7 @@ class EngineAgent:
         self.out_session = cfg.output_stream.session.encode("ascii")
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
+        self.output_heartbeat_ns = cfg.output_heartbeat_us * 1_000  #: what the arbiter's silence sees
         self.pacer = StatusPacer(status_pace_ns(cfg.durability, self.primary),
                                       self.heartbeat_ns)
         self.checkpoint_every = cfg.checkpoint_every
@@ -145,6 +146,7 @@ class EngineAgent:
             socks.append(self.retransmit_sock)
             targets = [g.output_port for g in cfg.gateways]
             targets += [e.output_port for e in cfg.engines if e.id != engine_id]
+            targets += [cfg.arbiter.output_port] if cfg.arbiter.enabled else []
             self.publisher = transport.stream_publisher(cfg, cfg.output_stream, targets)
         if not self.primary:
             self.output_sock = transport.stream_subscriber(cfg, cfg.output_stream, me.output_port)
@@ -299,7 +301,7 @@ class EngineAgent:
     def poll_timeout(self, now_ns: int) -> float:
         due = self.pacer.wake_ns()
         if self.publishing:
-            due = min(due, self.last_output_ns + self.heartbeat_ns)
+            due = min(due, self.last_output_ns + self.output_heartbeat_ns)
         wake = self.receiver.next_wake_ns
         if wake is not None:
             due = min(due, wake)
@@ -332,7 +334,7 @@ class EngineAgent:
                 self.intake.on_tick(now)
             if self.pending:
                 self.publish_outputs()
-            elif self.publishing and now - self.last_output_ns >= self.heartbeat_ns:
+            elif self.publishing and now - self.last_output_ns >= self.output_heartbeat_ns:
                 self.publish_output_heartbeat(now)
             if applied:
                 self.tracker.raise_epoch(self.engine.epoch)

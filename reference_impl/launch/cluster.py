@@ -5,7 +5,8 @@ Theory of operation
 ``Cluster(cfg, run_dir).start()`` writes the effective config to
 ``run_dir/cluster.yaml`` (``config.dump``) and starts one process per
 component, in dependency order: the logger, the engines (secondary first,
-then the primary), the sequencer, the gateways. Each is
+then the primary), the sequencer, the gateways, and the arbiter when
+``arbiter.enabled`` (it reads the engines' pids from the pidfile). Each is
 ``python -m reference_impl.<node> --config FILE --run-dir DIR [--id N]``
 with stdout and stderr in ``run_dir/logs/<component>.log``, in its own
 session (a Ctrl-C in the launcher's terminal does not reach it; the
@@ -91,6 +92,8 @@ def plan_components(cfg: ClusterConfig) -> list[Component]:
     out.append(Component("sequencer", "reference_impl.sequencer", cfg.sequencer.admin_port))
     for g in cfg.gateways:
         out.append(Component(f"gateway-{g.id}", "reference_impl.gateway", g.admin_port, g.id))
+    if cfg.arbiter.enabled:  # last: it reads the engines' pids and the sequencer's epoch at start
+        out.append(Component("arbiter", "reference_impl.arbiter", cfg.arbiter.admin_port))
     return out
 
 

@@ -59,10 +59,11 @@ def test_stall_waits_for_the_stall_timeout_and_reprobes():
     while True:
         t += SILENCE // 2
         action = d.on_tick(t)
-        if isinstance(action, Promote):
-            break
+        assert action in (NOTHING, PROBE)  # a promotion always follows a fresh probe
         if action is PROBE:
-            d.on_probe(ProbeAnswer.ALIVE, t)
+            action = d.on_probe(ProbeAnswer.ALIVE, t)
+            if isinstance(action, Promote):
+                break
     assert action == Promote(2, 2) and t - 3 * SILENCE >= STALL and d.confirmed_ns == 0
 
 
@@ -150,6 +151,31 @@ def test_a_promotion_names_the_next_epoch_and_a_candidate_at_most_once_per_epoch
             assert a.engine_id != 1
     assert sorted(seen) == list(range(2, 2 + len(seen)))
     assert len(set(seen.values())) == len(seen)  # an engine is promoted to at most once
+
+
+def run_probing(evts, answer_of):
+    """Like ``run``, answering every PROBE at once with ``answer_of(now)``, as the node does."""
+    d = FailoverDetector(1, (2,), epoch=1, now_ns=0, silence_ns=SILENCE, stall_ns=STALL)
+    now, out = 0, []
+    for kind, arg in evts:
+        if kind == "probe":
+            continue
+        now += arg
+        action = d.on_output(now) if kind == "out" else d.on_tick(now)
+        if action is PROBE:
+            action = d.on_probe(answer_of(now), now)
+        out.append((now, action, d.last_output_ns))
+        if isinstance(action, Promote):
+            d.on_promoted(action.epoch, action.engine_id, now)
+    return out
+
+
+@settings(max_examples=300)
+@given(events)
+def test_an_alive_primary_answering_every_probe_is_promoted_only_after_the_stall(evts):
+    for now, action, last_output in run_probing(evts, lambda now: ProbeAnswer.ALIVE):
+        if isinstance(action, Promote):
+            assert now - last_output >= STALL
 
 
 @settings(max_examples=300)
