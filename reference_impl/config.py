@@ -30,6 +30,7 @@ TRANSPORTS = ("unicast", "multicast")
 IDLE = ("block", "spin", "backoff")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 ROLES = ("primary", "secondary")
+COORDINATION = ("none", "etcd")  #: arbiter.coordination: one arbiter, or a pair whose active one etcd decides
 HOST = "127.0.0.1"
 #: The test-only broken variants a ``faults:`` list may switch on (docs/config.md): the one list
 #: of their names, which loading checks and ``ClusterConfig.broken`` asks.
@@ -116,6 +117,9 @@ class ArbiterConfig:
     stall_ms: int = 5  #: silent this long while alive: promote away from it
     admin_port: int = 17305
     output_port: int = 17213  #: output stream subscription (unicast mode)
+    coordination: str = "none"  #: none: a single arbiter; etcd: a pair, the launcher starts a local etcd
+    etcd_client_port: int = 17501
+    etcd_peer_port: int = 17502
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,8 @@ class ClusterConfig:
             out += [g.ouch_port, g.http_port, g.output_port, g.status_port, g.admin_port]
         if self.arbiter.enabled:
             out += [self.arbiter.admin_port, self.arbiter.output_port]
+        if self.arbiter.coordination == "etcd":
+            out += [self.arbiter.etcd_client_port, self.arbiter.etcd_peer_port]
         return out
 
     def with_overrides(self, **changes: Any) -> ClusterConfig:
@@ -297,7 +303,12 @@ def _arbiter(raw: dict, heartbeat_us: int) -> ArbiterConfig:
     arb = ArbiterConfig(_get(a, "enabled", p, bool, d.enabled), _positive(a, "silence_us", p, d.silence_us),
                         _positive(a, "stall_ms", p, d.stall_ms),
                         _port(a, "admin_port", p) if "admin_port" in a else d.admin_port,
-                        _port(a, "output_port", p) if "output_port" in a else d.output_port)
+                        _port(a, "output_port", p) if "output_port" in a else d.output_port,
+                        _choice(a, "coordination", p, COORDINATION, d.coordination),
+                        _port(a, "etcd_client_port", p) if "etcd_client_port" in a else d.etcd_client_port,
+                        _port(a, "etcd_peer_port", p) if "etcd_peer_port" in a else d.etcd_peer_port)
+    if arb.coordination == "etcd" and not arb.enabled:
+        raise ConfigError(f"{p}coordination", "etcd coordinates an arbiter pair: needs arbiter.enabled: true")
     if arb.silence_us >= arb.stall_ms * 1000:
         raise ConfigError(f"{p}silence_us", f"must be below stall_ms ({arb.stall_ms} ms)")
     if arb.enabled and 2 * heartbeat_us > arb.stall_ms * 1000:

@@ -22,6 +22,10 @@ down`` can stop a detached cluster. A pid is only ever signalled after its
 start time matches the recorded one: a recycled pid is never hit, and no
 process is ever looked up by name.
 
+With ``arbiter.coordination: etcd`` the first component is a local etcd
+(``launch/etcd.py``: loopback, data in ``run_dir/etcd``), ready when its HTTP
+``/health`` says so, stopped last; it is in the pidfile like the others.
+
 ``stop()`` goes in reverse start order, one component at a time: SIGCONT (a
 paused process cannot act on SIGTERM), SIGTERM, wait up to the grace period,
 then SIGKILL. ``kill``/``pause``/``resume``/``restart`` act on one
@@ -47,6 +51,7 @@ import psutil
 from reference_impl import config as config_mod
 from reference_impl.config import ClusterConfig
 from reference_impl.edges import process
+from reference_impl.launch import etcd
 
 PIDFILE = "cluster.pids"
 CONFIG_FILE = "cluster.yaml"
@@ -79,14 +84,16 @@ class ClusterAborted(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Component:
     name: str  #: sequencer, engine-<id>, logger, gateway-<id>
-    module: str
-    admin_port: int
+    module: str  #: python -m MODULE (etcd: its binary's name)
+    admin_port: int  #: health is asked here (etcd: its client port)
     node_id: int | None = None
 
 
 def plan_components(cfg: ClusterConfig) -> list[Component]:
     """Every component of ``cfg`` in start order (pure)."""
-    out = [Component("logger", "reference_impl.logger", cfg.logger.admin_port)]
+    out = [Component(etcd.COMPONENT, etcd.BINARY, cfg.arbiter.etcd_client_port)] \
+        if cfg.arbiter.coordination == "etcd" else []
+    out.append(Component("logger", "reference_impl.logger", cfg.logger.admin_port))
     for e in sorted(cfg.engines, key=lambda e: (e.role != "secondary", e.id)):
         out.append(Component(f"engine-{e.id}", "reference_impl.engine", e.admin_port, e.id))
     out.append(Component("sequencer", "reference_impl.sequencer", cfg.sequencer.admin_port))
@@ -218,6 +225,8 @@ class Cluster:
 
     def command(self, name: str) -> list[str]:
         c = self._by_name[name]
+        if name == etcd.COMPONENT:
+            return etcd.command(etcd.find_binary(), self.run_dir, c.admin_port, self.cfg.arbiter.etcd_peer_port)
         cmd = [self.python, "-m", c.module, "--config", str(self.config_path(name)),
                "--run-dir", str(self.run_dir)]
         return cmd + (["--id", str(c.node_id)] if c.node_id is not None else [])
@@ -271,7 +280,10 @@ class Cluster:
                 for name, p in self._procs.items() if not p.alive()}
 
     def health(self, name: str, timeout_s: float = 1.0) -> dict:
-        return process.admin_query(self._by_name[name].admin_port, "health", timeout_s)
+        port = self._by_name[name].admin_port
+        if name == etcd.COMPONENT:  # etcd answers HTTP /health, not the nodes' admin protocol
+            return {"ok": etcd.healthy(port, timeout_s)}
+        return process.admin_query(port, "health", timeout_s)
 
     # -------------------------------------------------------------- nemesis verbs
 
@@ -302,6 +314,11 @@ class Cluster:
         return self._procs[name]
 
     def _spawn(self, name: str) -> None:
+        if name == etcd.COMPONENT:
+            try:
+                etcd.preflight(self._by_name[name].admin_port)
+            except (etcd.EtcdMissing, etcd.EtcdStartError) as exc:
+                raise ClusterStartError(name, str(exc)) from None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(
             [str(PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -323,7 +340,7 @@ class Cluster:
                 raise ClusterStartError(name, f"exited with code {code} before it was ready",
                                         log_tail(self.log_path(name)))
             try:
-                reply = process.admin_query(port, "health", timeout_s=0.2)
+                reply = self.health(name, 0.2)
             except (OSError, ValueError) as exc:  # not bound yet, timeout, garbage
                 last = f"{type(exc).__name__}: {exc}"
             else:

@@ -20,7 +20,7 @@ It is ready when ``GET /health`` answers ``{"health": "true"}`` (the member has
 a raft leader: itself). ``EtcdServer`` starts and stops one by pid for code
 that runs no ``Cluster`` (the lease's tests, the client benchmark); the
 ``Cluster`` launcher starts it as its first component with the same
-``command`` and ``healthy`` and stops it last, so its pid is in the pidfile and
+``preflight``, ``command`` and ``healthy`` and stops it last, so its pid is in the pidfile and
 ``crucible down`` stops it too.
 """
 
@@ -39,10 +39,11 @@ from typing import Self
 
 from reference_impl.config import HOST
 
+COMPONENT = "etcd"  #: its name among a Cluster's components (logs/etcd.log, the pidfile)
 PACKAGE = "etcd-server"  #: the Debian package that ships the binary
 BINARY = "etcd"
 DATA_DIR = "etcd"  #: under the run directory
-LOG_NAME = "etcd.log"  #: under the run directory's logs/
+LOG_NAME = f"{COMPONENT}.log"  #: under the run directory's logs/
 HEARTBEAT_MS = 50
 ELECTION_MS = 500
 
@@ -66,6 +67,15 @@ def find_binary() -> str:
     if path is None:
         raise EtcdMissing()
     return path
+
+
+def preflight(client_port: int) -> str:
+    """The binary's path, once sure a start can work: ``EtcdMissing``, or ``EtcdStartError`` when an
+    etcd (from an earlier run?) already answers on the port and would pass for ours."""
+    binary = find_binary()
+    if healthy(client_port, 0.2):
+        raise EtcdStartError(f"port {client_port} already answers as etcd: one from an earlier run?")
+    return binary
 
 
 def url(port: int) -> str:
@@ -114,9 +124,7 @@ class EtcdServer:
 
     def start(self) -> EtcdServer:
         """Spawn etcd and return once it is healthy; ``EtcdMissing``/``EtcdStartError`` otherwise."""
-        cmd = command(find_binary(), self.run_dir, self.client_port, self.peer_port)
-        if healthy(self.client_port, 0.2):
-            raise EtcdStartError(f"port {self.client_port} already answers as etcd: one from an earlier run?")
+        cmd = command(preflight(self.client_port), self.run_dir, self.client_port, self.peer_port)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self._popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
