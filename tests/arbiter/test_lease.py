@@ -181,3 +181,17 @@ def test_a_lease_in_process_reports_active_and_resigns(etcd: EtcdServer) -> None
     with ActiveLease(CLIENT_PORT, "next", ttl_s=TTL_S, key="/test/solo", poll_s=0.05) as nxt:
         assert nxt.wait_active(TTL_S * 0.9), "the resigned lease was revoked: no TTL to wait out"
         assert nxt.tenure().fence > tenure.fence
+
+
+@needs_etcd
+def test_a_put_whose_reply_was_lost_is_taken_as_won(etcd: EtcdServer) -> None:
+    """The campaign's put landed but its reply did not: the next campaign finds our lease on the key."""
+    lease = ActiveLease(CLIENT_PORT, "lost", ttl_s=TTL_S, key="/test/lost-reply", poll_s=0.05)
+    lease._grant()
+    try:
+        assert lease._client.create("/test/lost-reply", "lost", lease=lease._lease)  # the put, reply dropped
+        lease._campaign()
+        tenure = lease.tenure()
+        assert tenure is not None and tenure.fence > 0, "holding the key without knowing it: nobody would act"
+    finally:
+        lease._lease.revoke()
