@@ -48,7 +48,7 @@ def answer_of(state: bytes, flags: int) -> ProbeAnswer:
 class ProcProbe:
     """One process's liveness, read from /proc (see the module doc)."""
 
-    __slots__ = ("pid", "_fd")
+    __slots__ = ("_fd", "pid")
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
