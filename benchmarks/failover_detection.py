@@ -25,6 +25,7 @@ stall timeout while alive: a false promotion) is counted, not timed.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost-s", type=float, default=3.0)
     ap.add_argument("--stall-ms", type=int, default=5)
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # unwind: every cluster is stopped
     if args.cost_s > 0:
         print(cost(False, 100_000, args.cost_s))
         print(cost(True, 1000, args.cost_s))

@@ -148,16 +148,15 @@ class FailoverDetector:
     def on_tick(self, now_ns: int) -> Action:
         state = self.state
         silent = now_ns - self.last_output_ns
-        if state is State.WATCHING:
-            if silent >= self.silence_ns:
-                self.state = State.SUSPECT
-                self.suspected_ns = self.last_probe_ns = now_ns
-                return PROBE
-        elif state is State.STALLED:
-            if silent >= self.stall_ns or now_ns - self.last_probe_ns >= self.silence_ns:
-                self.state = State.SUSPECT
-                self.last_probe_ns = now_ns
-                return PROBE
+        if state is State.WATCHING and silent >= self.silence_ns:
+            self.state = State.SUSPECT
+            self.suspected_ns = self.last_probe_ns = now_ns
+            return PROBE
+        if state is State.STALLED and (silent >= self.stall_ns
+                                       or now_ns - self.last_probe_ns >= self.silence_ns):
+            self.state = State.SUSPECT
+            self.last_probe_ns = now_ns
+            return PROBE
         return NOTHING
 
     def on_probe(self, answer: ProbeAnswer, now_ns: int) -> Action:
