@@ -17,7 +17,8 @@ def _agent(checkpoints: int) -> SimpleNamespace:
         id=2, role="secondary", engine=engine, receiver=receiver,
         tracker=SimpleNamespace(primary_emitted_seq=11), published_seq=0,
         checkpoints=collections.deque((s, f"h{s}") for s in range(1, checkpoints + 1)),
-        counters={"packets": 3})
+        counters={"packets": 3}, out_session=b"CRUCOUT001", leader_id=1, promotion=None,
+        observed=None, reemit=[])
 
 
 def test_health_and_digest() -> None:

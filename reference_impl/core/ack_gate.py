@@ -7,8 +7,11 @@ all records of input seq ``n`` arrive before any of ``n + 1`` from one
 primary. ``on_record`` gathers them by input seq: an input is *complete*
 when all ``count`` records are in. Dropped on the way in:
 
-- records from an epoch below the highest seen (in a record, or in the
-  primary's ``EngineStatus``): a deposed primary's, which count for nothing;
+- records from an epoch below the highest seen in a record: a deposed
+  primary's, which count for nothing. Records only: the gateway's
+  ``output_feed`` hands over an old epoch's session whole (gap fills
+  included) before the new one's, and drops a zombie's live packets itself,
+  so a status naming a new epoch must not fence the old session's gap fills;
 - a repeated ``(input seq, index)``, and any record of an input at or below
   the highest complete one: a promoted primary re-emits inputs whole;
 - a record whose ``count`` exceeds ``MAX_OUTPUTS_PER_INPUT`` (counted as
@@ -138,8 +141,6 @@ class AckGate:
             if s.epoch >= self._primary_epoch:
                 self._primary_epoch = s.epoch
                 self.primary_id = s.component_id
-            if s.epoch > self.max_epoch:
-                self._raise_epoch(s.epoch)
         elif s.applied_seq > self.secondary_applied:
             self.secondary_applied = s.applied_seq
 

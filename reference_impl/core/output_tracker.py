@@ -15,8 +15,11 @@ seen, or below the epoch the secondary's own engine has applied
 (``raise_epoch``), come from a deposed primary (a zombie) and are ignored, as
 gateways ignore them.
 
-On promotion (a later issue) the new primary re-emits the outputs of the
-inputs after ``primary_emitted_seq``. An input whose outputs were only partly
+On promotion (``engine/succession.py``) the new primary re-emits the outputs
+of the inputs after ``primary_emitted_seq``, which it kept in a
+``reemit_ring.ReemitRing``. The node feeds the tracker only the current
+epoch's output session, in order and gap-filled, so the watermark lies within
+what the new primary can serve of the old session. An input whose outputs were only partly
 sent is re-emitted whole; gateways drop duplicate ``(input seq, index)``
 pairs.
 

@@ -36,6 +36,12 @@ def on_admin(agent: EngineAgent, command: str) -> dict:
                 "state_hash": engine.state_hash(), "epoch": engine.epoch,
                 "primary_emitted_seq": agent.tracker.primary_emitted_seq,
                 "published_seq": agent.published_seq,
+                "output_session": agent.out_session.decode("ascii"),
+                "leader": agent.leader_id, "promotion": agent.promotion,
+                "observed": None if agent.observed is None else {
+                    "session": agent.observed.session.decode("ascii"),
+                    "head": agent.observed.ring.head, **agent.observed.counters},
+                "reemit_kept": len(agent.reemit),
                 "checkpoints": [list(c) for c in list(agent.checkpoints)[-DIGEST_CHECKPOINTS:]],
                 "receiver": agent.receiver.counters(),
                 "missing": agent.receiver.missing()[:DIGEST_HOLES],

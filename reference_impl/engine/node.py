@@ -17,11 +17,16 @@ One single-threaded duty loop over an ``Inbox`` of these sockets:
   ``logger.archive_port`` and back, and a gap older than the sequencer's ring
   (``cluster.capacity`` seqs behind the stream head) goes to the archive at
   once. Replies come back to the recovery socket.
-- while publishing (the primary): ``retransmit_port``, MoldUDP64 re-requests
-  of the output stream, answered from a ``RetransmitRing`` of
-  ``cluster.capacity`` messages.
-- while muted (the secondary): the output stream subscription
-  (``output_port``, or the group), read only to keep ``EmittedTracker``.
+- ``retransmit_port`` (every engine binds it: a secondary may be promoted):
+  MoldUDP64 re-requests of the output sessions this engine serves, answered
+  from a ``RetransmitRing`` of ``cluster.capacity`` messages each: its own
+  session while publishing, and after a promotion the previous one.
+- while muted (the secondary): the output stream subscription, read in order
+  and gap-filled by ``succession.ObservedStream`` (its own recovery socket),
+  which keeps the old session for a promotion and feeds ``EmittedTracker``;
+  what the engine decides meanwhile goes into a ``ReemitRing``. A sequenced
+  LeaderChange promotes or mutes (``succession``; docs/engine-node.md,
+  "Promotion and muting"); the loop then starts over on the new sockets.
 - ``admin_port``: ``health``, ``digest``, ``checkpoints [AFTER_SEQ]``.
 
 Each turn drains everything ready, applies every delivered message
@@ -71,16 +76,19 @@ from reference_impl.config import HOST, ClusterConfig
 from reference_impl.core import durability, mold_codec, output_codec, sequenced_codec, status_codec
 from reference_impl.core.engine import Engine
 from reference_impl.core.errors import DecodeError
+from reference_impl.core.messages import LeaderChange
 from reference_impl.core.output_codec import OutputRecord
+from reference_impl.core.output_sessions import session_for
 from reference_impl.core.output_tracker import EmittedTracker
 from reference_impl.core.receiver import Receiver
+from reference_impl.core.reemit_ring import Decided, ReemitRing
 from reference_impl.core.sequenced_codec import poisoned_block
 from reference_impl.core.status_pacer import StatusPacer
 from reference_impl.edges import process, transport
-from reference_impl.edges.mold_intake import MoldIntake, open_packet
-from reference_impl.edges.retransmit_ring import RetransmitRing, answer_rerequest
+from reference_impl.edges.mold_intake import MoldIntake
+from reference_impl.edges.retransmit_ring import RetransmitRing
 from reference_impl.engine import admin as engine_admin
-from reference_impl.engine import broken_rules
+from reference_impl.engine import broken_rules, succession
 from reference_impl.engine.broken_tiebreak import SaltedTiebreakEngine
 
 MAX_PAYLOAD = 1400
@@ -125,33 +133,40 @@ class EngineAgent:
         self.receiver = Receiver(next_seq=1, retransmit_after_ns=RETRY_NS)
         self.tracker = EmittedTracker()
         self.in_session = cfg.input_stream.session.encode("ascii")
-        self.out_session = cfg.output_stream.session.encode("ascii")
+        self.base_session = cfg.output_stream.session.encode("ascii")
+        self.out_session = session_for(self.base_session, self.engine.epoch)
+        self.leader_id = next(e.id for e in cfg.engines if e.role == "primary")
+        self.max_payload = MAX_PAYLOAD
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
         self.output_heartbeat_ns = cfg.output_heartbeat_us * 1_000  #: what the arbiter's silence sees
-        self.pacer = StatusPacer(status_pace_ns(cfg.durability, self.primary),
-                                      self.heartbeat_ns)
+        self.pacer = self.new_pacer()
         self.checkpoint_every = cfg.checkpoint_every
 
         self.input_sock = transport.stream_subscriber(cfg, cfg.input_stream, me.input_port)
         self.recovery_sock = transport.bind_udp(0)
         self.admin_sock = transport.bind_udp(me.admin_port)
-        socks = [self.input_sock, self.recovery_sock, self.admin_sock]
-        self.retransmit_sock: socket.socket | None = None
         self.output_sock: socket.socket | None = None
-        self.publisher: transport.Publisher | None = None
         self.ring = RetransmitRing(cfg.capacity)
+        #: the sessions whose re-requests this engine answers (session -> ring)
+        self.served: dict[bytes, RetransmitRing] = {}
+        # Every engine is ready to publish: a secondary promoted must do so at once.
+        self.retransmit_sock = transport.bind_udp(me.retransmit_port)
+        targets = [g.output_port for g in cfg.gateways]
+        targets += [e.output_port for e in cfg.engines if e.id != engine_id]
+        targets += [cfg.arbiter.output_port] if cfg.arbiter.enabled else []
+        self.publisher = transport.stream_publisher(cfg, cfg.output_stream, targets)
+        #: muted: the current output session as observed; its outputs, kept for a promotion
+        self.observed: succession.ObservedStream | None = None
+        self.reemit = ReemitRing(cfg.capacity)
+        self.old_end: tuple[bytes, int] | None = None  #: promoted: (old session, its end seq)
+        self.last_old_end_ns = 0
+        self.promotion: dict | None = None  #: the last promotion's facts (admin ``digest``)
+        self.status_now = False  #: a role changed: the next status goes out this turn
         if self.publishing:
-            self.retransmit_sock = transport.bind_udp(me.retransmit_port)
-            socks.append(self.retransmit_sock)
-            targets = [g.output_port for g in cfg.gateways]
-            targets += [e.output_port for e in cfg.engines if e.id != engine_id]
-            targets += [cfg.arbiter.output_port] if cfg.arbiter.enabled else []
-            self.publisher = transport.stream_publisher(cfg, cfg.output_stream, targets)
+            self.served[self.out_session] = self.ring
         if not self.primary:
             self.output_sock = transport.stream_subscriber(cfg, cfg.output_stream, me.output_port)
-            socks.append(self.output_sock)
-        self.inbox = transport.node_inbox(cfg, socks)
         self.status_sock = transport.bind_udp(0)
         self.status_targets = [(HOST, g.status_port) for g in cfg.gateways]
         self.sequencer_addr = (HOST, cfg.sequencer.retransmit_port)
@@ -168,31 +183,41 @@ class EngineAgent:
                          "rerequests_suppressed": 0, "outputs": 0, "output_packets": 0,
                          "output_heartbeats": 0, "retransmit_requests": 0,
                          "bad_retransmit_requests": 0, "retransmit_packets": 0,
-                         "checkpoints": 0, "statuses": 0}
+                         "checkpoints": 0, "statuses": 0, "promotions": 0, "mutes": 0,
+                         "reemitted_inputs": 0, "reemitted_outputs": 0,
+                         "reemit_incomplete": 0, "ignored_output_packets": 0}
         self.intake = MoldIntake(self.in_session, self.recovery_sock, self.route_rerequest,
                                  self.counters, receiver=self.receiver,
                                  check_block=poisoned_block, log=log, stream="input stream")
+        if not self.primary:
+            succession.observe(self)
+        self.inbox = transport.node_inbox(cfg, self.sockets())
+
+    def new_pacer(self) -> StatusPacer:
+        return StatusPacer(status_pace_ns(self.cfg.durability, self.primary), self.heartbeat_ns)
+
+    def sockets(self) -> list[socket.socket]:
+        """What the inbox waits on (the output subscription only while muted)."""
+        socks = [self.input_sock, self.recovery_sock, self.admin_sock, self.retransmit_sock]
+        if self.output_sock is not None:
+            socks.append(self.output_sock)
+        if self.observed is not None:
+            socks.append(self.observed.sock)
+        return socks
+
+    def rebuild_inbox(self) -> None:
+        """The sockets changed (a role change): wait on the new set from the next turn."""
+        self.inbox.close()
+        self.inbox = transport.node_inbox(self.cfg, self.sockets())
 
     # ------------------------------------------------------------- inbound
 
-    def on_output_packet(self, data: bytes) -> None:
-        """Muted: one output-stream datagram from the primary, for the tracker."""
-        packet = open_packet(data, self.out_session, self.counters)
-        if packet is None:
+    def on_output_packet(self, data: bytes, now_ns: int) -> None:
+        """Muted: one output-stream datagram (live, or a reply to the observer's re-request)."""
+        if self.observed is None:
+            self.counters["ignored_output_packets"] += 1  # a zombie's, or our own (multicast)
             return
-        unpack = output_codec.HEADER.unpack_from
-        observe = self.tracker.observe
-        for message in packet.messages:
-            if len(message) >= output_codec.HEADER.size:
-                seq, index, count, epoch = unpack(message)[:4]
-                observe(seq, index, count, epoch)
-
-    def on_retransmit_request(self, data: bytes, addr: tuple) -> None:
-        assert self.retransmit_sock is not None
-        answer_rerequest(self.retransmit_sock, data, addr, self.out_session,
-                         lambda seq, count: self.ring.serve_request(self.out_session, seq, count,
-                                                                    MAX_PAYLOAD),
-                         self.counters, "retransmit")
+        self.observed.on_packet(data, now_ns)
 
     # ------------------------------------------------------------- decisions
 
@@ -205,16 +230,22 @@ class EngineAgent:
             raise InputCorrupt(f"input seq {seq} carries seq {msg.seq} in its header")
         outputs = self.engine.apply(msg)
         decided_ns = time.monotonic_ns()
-        if outputs and self.publishing:
-            count = len(outputs)
-            epoch = self.engine.epoch
+        if outputs:
             gw, rseq, ts = msg.gateway_id, msg.request_seq, msg.ts
             sequenced_ns = ts - self.clock_offset
-            encode = output_codec.encode
-            append = self.pending.append
-            for index, out in enumerate(outputs):
-                append(encode(OutputRecord(index, count, epoch, gw, rseq, ts,
-                                           sequenced_ns, decided_ns, out)))
+            if self.publishing:
+                count = len(outputs)
+                epoch = self.engine.epoch
+                encode = output_codec.encode
+                append = self.pending.append
+                for index, out in enumerate(outputs):
+                    append(encode(OutputRecord(index, count, epoch, gw, rseq, ts,
+                                               sequenced_ns, decided_ns, out)))
+            if not self.primary:  # kept for a promotion (docs/engine-node.md, "Promotion")
+                self.reemit.keep(Decided(seq, gw, rseq, ts, sequenced_ns, decided_ns,
+                                         tuple(outputs)))
+        elif type(msg.body) is LeaderChange:
+            succession.on_leader_change(self, msg)
         if seq % self.checkpoint_every == 0:
             self.take_checkpoint(seq)
 
@@ -266,6 +297,9 @@ class EngineAgent:
         self.published_seq = first - 1
         self.last_output_ns = time.monotonic_ns()
         pending.clear()
+        promotion = self.promotion
+        if promotion is not None and not promotion["first_packet_ns"]:
+            promotion["first_packet_ns"] = self.last_output_ns
 
     def publish_output_heartbeat(self, now_ns: int) -> None:
         assert self.publisher is not None
@@ -288,6 +322,7 @@ class EngineAgent:
                 except OSError:
                     pass
         records.clear()
+        self.status_now = False
         self.counters["statuses"] += 1
         self.pacer.sent(now)
 
@@ -305,14 +340,25 @@ class EngineAgent:
         wake = self.receiver.next_wake_ns
         if wake is not None:
             due = min(due, wake)
+        if self.observed is not None:
+            wake = self.observed.next_wake_ns
+            if wake is not None:
+                due = min(due, wake)
         return min(POLL_MAX_S, max(due - now_ns, 0) / 1e9)
 
     def run(self, stop: process.StopFlag) -> None:
+        while not stop.is_set:
+            self.run_role(stop)
+
+    def run_role(self, stop: process.StopFlag) -> None:
+        """Turns until a role change replaces the inbox (then ``run`` starts over)."""
+        inbox = self.inbox
         input_sock, recovery_sock = self.input_sock, self.recovery_sock
         retransmit_sock, output_sock, admin_sock = (
             self.retransmit_sock, self.output_sock, self.admin_sock)
+        observed_sock = self.observed.sock if self.observed is not None else None
         receiver, on_input, apply = self.receiver, self.intake.on_packet, self.apply
-        while not stop.is_set:
+        while not stop.is_set and self.inbox is inbox:
             batch = self.inbox.poll(self.poll_timeout(time.monotonic_ns()))
             now = time.monotonic_ns()
             applied = 0
@@ -323,8 +369,8 @@ class EngineAgent:
                     for seq, payload in delivered:
                         apply(seq, payload)
                     applied += len(delivered)
-                elif sock is output_sock:
-                    self.on_output_packet(data)
+                elif sock is output_sock or sock is observed_sock:
+                    self.on_output_packet(data, now)
                 elif sock is retransmit_sock:
                     rerequests.append((data, addr))
                 elif sock is admin_sock:
@@ -332,16 +378,23 @@ class EngineAgent:
             wake = receiver.next_wake_ns
             if wake is not None and wake <= now:
                 self.intake.on_tick(now)
+            observed = self.observed
+            if observed is not None:
+                wake = observed.next_wake_ns
+                if wake is not None and wake <= now:
+                    observed.on_tick(now)
             if self.pending:
                 self.publish_outputs()
             elif self.publishing and now - self.last_output_ns >= self.output_heartbeat_ns:
                 self.publish_output_heartbeat(now)
+            if self.old_end is not None and now - self.last_old_end_ns >= self.heartbeat_ns:
+                succession.publish_old_end(self, now)
             if applied:
                 self.tracker.raise_epoch(self.engine.epoch)
-            if self.pacer.due(now, applied > 0, bool(self.pending_checkpoints)):
+            if self.pacer.due(now, applied > 0, bool(self.pending_checkpoints) or self.status_now):
                 self.publish_status()
             for data, addr in rerequests:
-                self.on_retransmit_request(data, addr)
+                succession.serve_rerequest(self, retransmit_sock, data, addr)
 
     def close(self) -> None:
         self.inbox.close()
@@ -349,6 +402,8 @@ class EngineAgent:
                   self.retransmit_sock, self.output_sock):
             if s is not None:
                 s.close()
+        if self.observed is not None:
+            self.observed.close()
         if self.publisher is not None:
             self.publisher.close()
 

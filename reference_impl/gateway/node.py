@@ -18,9 +18,11 @@ and clocks in and out of it. The doors see it only as their
   ``cluster.resend_ms``.
 - Output stream: MoldUDP64 on ``gateways[i].output_port`` (or the group),
   checked, ordered and gap-filled by ``edges.mold_intake.MoldIntake``
-  (which joins a live stream); re-requests leave from a recovery socket to
+  (which joins a live stream), one per epoch's session: ``output_feed``
+  follows a promotion to the new primary's session after draining the old
+  one; re-requests leave from a recovery socket to
   the primary's ``retransmit_port`` (the engine whose EngineStatus says
-  primary; until one does, the config's primary).
+  primary with the highest epoch; until one does, the config's primary).
   Test-only: ``gateway_skips_output_gap`` gives gaps up instead
   (``broken_output``).
 - Status channel on ``status_port``: logger watermarks, engine status,
@@ -60,11 +62,12 @@ from reference_impl.core.gateway_orders import Account, Outbound
 from reference_impl.core.messages import RejectReason
 from reference_impl.core.receiver import Deliver
 from reference_impl.edges import process, transport
-from reference_impl.edges.mold_intake import MoldIntake
 from reference_impl.gateway.broken_output import GapSkippingReceiver
+from reference_impl.gateway.output_feed import OutputFeed
 from reference_impl.gateway.port import AnswerSink, Request, Subscriber
 
 TICK_S = 0.01
+DRAIN_HEARTBEATS = 5  #: an old output session not drained within this many heartbeats is given up
 STAGES_DEFAULT = 100
 STAGES_MAX = 400  #: keeps the admin reply inside one datagram (~110 bytes a row)
 
@@ -106,9 +109,9 @@ class GatewayNode:
         self.recovery_sock = transport.bind_udp(0)
         # Joins the live stream: from 1 while the primary's ring still holds all of it.
         skipping = GapSkippingReceiver() if cfg.broken("gateway_skips_output_gap") else None
-        self.output_intake = MoldIntake(self.out_session, self.recovery_sock, self._retransmit_addr,
-                                        self.counters, receiver=skipping, join_within=cfg.capacity,
-                                        stream="output stream")
+        self.output_feed = OutputFeed(self.out_session, self.recovery_sock, self._retransmit_addr,
+                                      self.counters, receiver=skipping, join_within=cfg.capacity,
+                                      drain_ns=DRAIN_HEARTBEATS * cfg.heartbeat_ms * 1_000_000)
         self.status_sock = transport.bind_udp(self.gw.status_port)
         self.admin_sock = transport.bind_udp(self.gw.admin_port)
         self.request_sock = transport.bind_udp(0)
@@ -226,12 +229,12 @@ class GatewayNode:
                 data = sock.recv(transport.RECV_BYTES)
             except (BlockingIOError, InterruptedError, OSError):
                 return
-            self._on_output_packet(data)
+            self._on_output_packet(data, sock is self.out_sock)
             self.flush_out()
 
-    def _on_output_packet(self, data: bytes) -> None:
+    def _on_output_packet(self, data: bytes, live: bool) -> None:
         now = time.monotonic_ns()
-        delivered = self.output_intake.on_packet(data, now)
+        delivered = self.output_feed.on_packet(data, now, live)
         if delivered:
             self._carry_out(delivered, now)
 
@@ -269,6 +272,8 @@ class GatewayNode:
                 self.flush_out()
             elif kind is status_codec.EngineStatus:
                 self.counters["status_engine"] += 1
+                if record.primary:
+                    self.output_feed.on_epoch(record.epoch, now)
                 self._handle(desk.on_engine(record, now))
                 self.flush_out()
             elif kind is status_codec.SequencerStatus:
@@ -293,10 +298,10 @@ class GatewayNode:
         if verb == "digest":
             digest = self.desk.digest(time.monotonic_ns())
             digest["counters"].update(self.counters)
-            receiver = self.output_intake.receiver
+            receiver = self.output_feed.receiver
             if receiver is not None:
                 digest["receiver"] = {"next_seq": receiver.next_seq, **receiver.counters()}
-            digest.update(incarnation=self.incarnation, session=self.session, ouch=self.ouch_counters,
+            digest.update(output_epoch=self.output_feed.epoch, incarnation=self.incarnation, session=self.session, ouch=self.ouch_counters,
                           durability=self.cfg.durability,
                           subscribers={a: len(s) for a, s in self.subscribers.items() if s})
             return digest
@@ -315,7 +320,9 @@ class GatewayNode:
             now = time.monotonic_ns()
             for datagram in self.desk.due_resends(now):
                 self._send_request(datagram)
-            self.output_intake.on_tick(now)
+            delivered = self.output_feed.on_tick(now)
+            if delivered:
+                self._carry_out(delivered, now)
             self.flush_out()
 
     def start_udp(self, loop: asyncio.AbstractEventLoop) -> None:

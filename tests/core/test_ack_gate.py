@@ -50,7 +50,10 @@ def test_records_gather_by_index_and_duplicates_drop() -> None:
     assert g.on_record(rec(4)) is False  # at or below the highest complete: a re-emission
     g.on_engine(EngineStatus(3, True, 2, 0, 0, 0))
     assert g.primary_id == 3
-    assert g.on_record(rec(6, epoch=1)) is False and g.counters["stale_epoch_outputs"] == 1
+    # a status names the primary but fences nothing: the old session's gap fills still count
+    assert g.on_record(rec(6, epoch=1)) is True
+    assert g.on_record(rec(7, epoch=2)) is True
+    assert g.on_record(rec(8, epoch=1)) is False and g.counters["stale_epoch_outputs"] == 1
 
 
 def test_a_huge_peer_count_allocates_nothing_and_is_dropped() -> None:
@@ -75,11 +78,13 @@ def test_incomplete_inputs_are_forgotten_once_they_can_no_longer_complete() -> N
     assert [s for s, _ in g.releasable()] == [4]
     # a record above the highest complete stays until the epoch rises past its own
     assert g.on_record(rec(9, 0, 2)) is False and g.incomplete == 1
-    g.on_engine(EngineStatus(3, True, 1, 0, 0, 0))  # a new primary at epoch 1
-    assert g.incomplete == 0 and g.counters["abandoned_inputs"] == 4
+    g.on_engine(EngineStatus(3, True, 1, 0, 0, 0))  # a status alone forgets nothing
+    assert g.incomplete == 1
+    assert g.on_record(rec(11, 0, 2, epoch=1)) is False  # the first record of epoch 1
+    assert g.incomplete == 1 and g.counters["abandoned_inputs"] == 4
     assert g.on_record(rec(10, 0, 2, epoch=1)) is False
-    assert g.on_record(rec(10, 1, 2, epoch=2)) is False  # epoch 2 deposes epoch 1's half
-    assert g.incomplete == 1 and g.counters["abandoned_inputs"] == 5
+    assert g.on_record(rec(10, 1, 2, epoch=2)) is False  # epoch 2 deposes epoch 1's halves
+    assert g.incomplete == 1 and g.counters["abandoned_inputs"] == 6  # 10 and 11
     assert g.on_record(rec(10, 0, 2, epoch=2)) is True
     (seq, records), = g.releasable()
     assert seq == 10 and [(r.index, r.epoch) for r in records] == [(0, 2), (1, 2)]

@@ -223,12 +223,12 @@ def test_duplicates_and_stale_epochs_are_dropped() -> None:
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 0)
     b.on_output(rec(out, 0, 2, epoch=1, gateway_id=9), 1)  # duplicate (seq, index)
     assert b.gate.counters["duplicate_outputs"] == 1
-    b.on_engine(EngineStatus(2, True, 2, 1, 0, 0), 2)  # the new primary is in epoch 2
+    b.on_engine(EngineStatus(2, True, 2, 1, 0, 0), 2)  # names the primary; records fence
     fill = Executed(1, "ALICE", "t1", 10, 10_000, 1, "R")
-    assert b.on_output(rec(fill, 1, 2, epoch=1, gateway_id=9), 3) == ([], [])  # zombie
+    # the first record of epoch 2 forgets the deposed primary's half input: the re-emission is whole
+    assert b.on_output(rec(fill, 1, 2, epoch=2, gateway_id=9), 3) == ([], [])
+    assert b.on_output(rec(fill, 1, 2, epoch=1, gateway_id=9), 4) == ([], [])  # zombie
     assert b.gate.counters["stale_epoch_outputs"] == 1
-    # the new epoch forgot the deposed primary's half input: the re-emission is whole
-    assert b.on_output(rec(fill, 1, 2, epoch=2, gateway_id=9), 4) == ([], [])
     released = b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 5)  # re-emitted
     assert [o.output for o in released.published] == [out, fill]
     assert b.on_output(rec(out, 0, 2, epoch=2, gateway_id=9), 6) == ([], [])  # already done

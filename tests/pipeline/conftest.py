@@ -1,10 +1,11 @@
 """Fixtures for the end-to-end pipeline tests: a real cluster per test, always stopped.
 
 ``cluster(durability=..., transport=..., faults=..., fsync_delay_ms=...,
-relay=..., capacity=...)`` starts the whole pipeline (logger, two engines,
+relay=..., output_relay=..., capacity=...)`` starts the whole pipeline (logger, two engines,
 sequencer, gateway) from the packaged default config with every port moved by
 ``OFFSET``, in the test's ``tmp_path``. With ``relay`` (a ``UdpFaultRates``)
-the input stream goes through ``harness.nemesis.udp_relay`` (unicast only).
+the input stream goes through ``harness.nemesis.udp_relay`` (unicast only); with
+``output_relay``, the engines' output stream toward the gateway does instead.
 
 Teardown always stops the cluster in order and then SIGKILLs any component
 pid that is still running (a paused or wedged node must not outlive its
@@ -25,7 +26,12 @@ import pytest
 
 from harness.nemesis.udp_plan import UdpFaultRates
 from harness.nemesis.udp_relay import UdpFaultRelay
-from harness.sut.reference_relay import input_subscriber_ports, relayed
+from harness.sut.reference_relay import (
+    input_subscriber_ports,
+    output_relayed,
+    output_subscriber_ports,
+    relayed,
+)
 from reference_impl import config
 from reference_impl.launch.cluster import Cluster
 from tests.pipeline.clients import Pipeline
@@ -63,7 +69,8 @@ def cluster(tmp_path: Path):
     started: list[tuple[Cluster, UdpFaultRelay | None]] = []
     pids: dict[str, tuple[int, float]] = {}
 
-    def start(*, relay: UdpFaultRates | None = None, seed: int = 7, **changes) -> Pipeline:
+    def start(*, relay: UdpFaultRates | None = None, output_relay: UdpFaultRates | None = None,
+              seed: int = 7, **changes) -> Pipeline:
         assert not started, "one cluster per test: the package's ports are shared"
         cfg = make_config(**changes)
         fault_relay = None
@@ -73,6 +80,11 @@ def cluster(tmp_path: Path):
             seq_cfg, routes = relayed(cfg, ports)
             component_configs["sequencer"] = seq_cfg
             fault_relay = UdpFaultRelay(routes, seed=seed, rates=relay).start()
+        elif output_relay is not None:
+            ports = [p + RELAY_SHIFT for p in output_subscriber_ports(cfg)]
+            engine_cfg, routes = output_relayed(cfg, ports)
+            component_configs.update({f"engine-{e.id}": engine_cfg for e in cfg.engines})
+            fault_relay = UdpFaultRelay(routes, seed=seed, rates=output_relay).start()
         c = Cluster(cfg, tmp_path / "run", component_configs=component_configs)
         started.append((c, fault_relay))
         try:
