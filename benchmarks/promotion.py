@@ -13,6 +13,8 @@ p50/p99/max of:
 - kill → LeaderChange sequenced (here: this script's admin round trip; an
   arbiter's detection is another part's figure),
 - LeaderChange sequenced → first output packet (promotion + re-emission),
+  split into sequenced → applied by the secondary (its lag behind the
+  stream, one bus hop) and applied → first packet (the promotion itself),
 - the inputs re-emitted.
 
 With nothing to re-emit, the first output waits for the next order (at most
@@ -92,6 +94,10 @@ def one_trial(offset: int, rate: int, warmup_s: float) -> dict:
     sequenced = promotion["leader_change_sequenced_ns"]
     return {"kill_to_sequenced_us": (sequenced - killed) / 1e3,
             "sequenced_to_first_output_us": (promotion["first_packet_ns"] - sequenced) / 1e3,
+            "sequenced_to_applied_us": (promotion["applied_ns"] - sequenced) / 1e3,
+            "promoting_us": (promotion["promoted_ns"] - promotion["applied_ns"]) / 1e3,
+            "promoted_to_first_output_us": (promotion["first_packet_ns"]
+                                            - promotion["promoted_ns"]) / 1e3,
             "reemitted_inputs": promotion["reemitted_inputs"]}
 
 
@@ -105,7 +111,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--rate", type=int, default=1000, help="orders per second during a trial")
     ap.add_argument("--warmup-s", type=float, default=0.5, help="load before the kill")
-    ap.add_argument("--offset", type=int, default=6000, help="port offset of the clusters")
+    ap.add_argument("--offset", type=int, default=11200, help="port offset of the clusters")
     args = ap.parse_args()
     rows = []
     for trial in range(args.trials):

@@ -131,12 +131,14 @@ def on_leader_change(agent: EngineAgent, msg: Sequenced) -> None:
 
 def promote(agent: EngineAgent, seq: int, sequenced_ns: int) -> None:
     """Become the publisher of the new epoch: re-emit after ``P``, serve the old session."""
+    start_ns = time.monotonic_ns()
     observed = agent.observed
     agent.primary = agent.publishing = True
     agent.role = "primary"
     old_session = agent.out_session
     agent.out_session = session_for(agent.base_session, agent.engine.epoch)
-    agent.ring = RetransmitRing(agent.cfg.capacity)
+    if agent.ring.head:  # only a broken (unmuted) secondary has published into it
+        agent.ring = RetransmitRing(agent.cfg.capacity)
     agent.published_seq = 0
     agent.served = {agent.out_session: agent.ring}
     if observed is not None:
@@ -167,7 +169,8 @@ def promote(agent: EngineAgent, seq: int, sequenced_ns: int) -> None:
     agent.counters["reemitted_outputs"] += outputs
     agent.promotion = {"leader_change_seq": seq, "epoch": epoch, "primary_emitted_seq": emitted,
                        "leader_change_sequenced_ns": sequenced_ns,
-                       "promoted_ns": time.monotonic_ns(), "first_packet_ns": 0,
+                       "applied_ns": start_ns, "promoted_ns": time.monotonic_ns(),
+                       "first_packet_ns": 0,
                        "reemitted_inputs": inputs, "reemitted_outputs": outputs,
                        "old_session_end": agent.old_end[1] if agent.old_end else 0}
     agent.pacer = agent.new_pacer()
@@ -185,6 +188,7 @@ def mute(agent: EngineAgent) -> None:
     agent.pending.clear()  # a deposed primary's outputs count for nothing
     agent.old_end = None
     agent.reemit = ReemitRing(agent.cfg.capacity)
+    agent.ring = RetransmitRing(agent.cfg.capacity)  # allocated now, not when promoted again
     agent.counters["mutes"] += 1
     agent.pacer = agent.new_pacer()
     observe(agent)
