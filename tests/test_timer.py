@@ -1,4 +1,5 @@
-"""edges/timer: a timerfd fires at its absolute deadline, never before; re-arming replaces it; slack is settable."""
+"""edges/timer: the timerfd fires at its absolute deadline, never before; re-arming replaces the deadline;
+the timer slack is settable."""
 
 from __future__ import annotations
 
