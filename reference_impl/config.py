@@ -146,7 +146,8 @@ class ClusterConfig:
     #: test-only switches for the deliberately broken variants (docs/config.md)
     faults: tuple[str, ...] = field(default=())
     arbiter: ArbiterConfig = field(default=ArbiterConfig())
-    output_heartbeat_us: int = 100_000  #: the primary's idle output-stream heartbeat
+    #: the primary's idle output-stream heartbeat, in µs (None: every ``heartbeat_ms``)
+    output_heartbeat_us: int | None = None
 
     def __post_init__(self) -> None:
         for i, name in enumerate(self.faults):  # also guards with_overrides(faults=...)
@@ -158,6 +159,11 @@ class ClusterConfig:
         if name not in BROKEN_VARIANTS:
             raise ValueError(f"no broken variant {name!r}; known: {', '.join(BROKEN_VARIANTS)}")
         return name in self.faults
+
+    def output_heartbeat_ns(self) -> int:
+        """How often an idle primary sends an output-stream heartbeat (what the arbiter's silence sees)."""
+        us = self.output_heartbeat_us
+        return (us if us is not None else self.heartbeat_ms * 1000) * 1000
 
     def instrument_table(self) -> Instruments:
         return Instruments(self.instruments)
@@ -293,7 +299,7 @@ def _list(raw: dict, key: str) -> list[dict]:
     return value
 
 
-def _arbiter(raw: dict, heartbeat_us: int) -> ArbiterConfig:
+def _arbiter(raw: dict, heartbeat_ns: int) -> ArbiterConfig:
     """The optional ``arbiter:`` section; its timeouts must leave room for the idle heartbeat."""
     if "arbiter" not in raw:
         return ArbiterConfig()
@@ -311,9 +317,9 @@ def _arbiter(raw: dict, heartbeat_us: int) -> ArbiterConfig:
         raise ConfigError(f"{p}coordination", "etcd coordinates an arbiter pair: needs arbiter.enabled: true")
     if arb.silence_us >= arb.stall_ms * 1000:
         raise ConfigError(f"{p}silence_us", f"must be below stall_ms ({arb.stall_ms} ms)")
-    if arb.enabled and 2 * heartbeat_us > arb.stall_ms * 1000:
+    if arb.enabled and 2 * heartbeat_ns > arb.stall_ms * 1_000_000:
         raise ConfigError("cluster.output_heartbeat_us",
-                          f"must be at most half of arbiter.stall_ms with an arbiter (got {heartbeat_us} µs "
+                          f"must be at most half of arbiter.stall_ms with an arbiter (got {heartbeat_ns // 1000} µs "
                           f"against {arb.stall_ms} ms): an idle primary would be promoted away from")
     return arb
 
@@ -365,7 +371,7 @@ def parse(raw: Any) -> ClusterConfig:
             _positive(g, "id", gp, 1), _port(g, "ouch_port", gp), _port(g, "http_port", gp),
             _port(g, "output_port", gp), _port(g, "status_port", gp), _port(g, "admin_port", gp)))
     faults = tuple(_get(raw, "faults", "", list, []))
-    output_heartbeat_us = _positive(c, "output_heartbeat_us", p, 100_000)
+    output_heartbeat_us = _positive(c, "output_heartbeat_us", p, 1) if "output_heartbeat_us" in c else None
     cfg = ClusterConfig(
         durability=_choice(c, "durability", p, DURABILITY, "fsync"),
         transport=_choice(c, "transport", p, TRANSPORTS, "unicast"),
@@ -393,9 +399,9 @@ def parse(raw: Any) -> ClusterConfig:
                             _get(lg, "fsync_delay_ms", lp, int, 0)),
         gateways=tuple(gateways),
         faults=tuple(str(f) for f in faults),
-        arbiter=_arbiter(raw, output_heartbeat_us),
         output_heartbeat_us=output_heartbeat_us,
     )
+    cfg = cfg.with_overrides(arbiter=_arbiter(raw, cfg.output_heartbeat_ns()))
     ports = cfg.ports()
     dupes = sorted({x for x in ports if ports.count(x) > 1})
     if dupes:
@@ -439,7 +445,7 @@ def dump(cfg: ClusterConfig) -> str:
     c = dataclasses.asdict(cfg)
     streams = {"input": c.pop("input_stream"), "output": c.pop("output_stream")}
     out = {
-        "cluster": {k: c.pop(k) for k in CLUSTER_KEYS},
+        "cluster": {k: v for k in CLUSTER_KEYS if (v := c.pop(k)) is not None},
         "instruments": c.pop("instruments"),
         "accounts": c.pop("accounts"),
         "sequencer": c.pop("sequencer"),

@@ -38,7 +38,7 @@ an ack gate waits for goes out every turn (the secondary's, under
 primary's address, so they go out at most every ``STATUS_PACE_NS`` (1 ms) and
 cost the gateway one datagram per millisecond, not one per order. An idle node
 sends an output-stream heartbeat (the primary) every ``output_heartbeat_us``
-and an ``EngineStatus`` every ``heartbeat_ms``. A packet with a block that does not decode, or whose
+(by default ``heartbeat_ms``) and an ``EngineStatus`` every ``heartbeat_ms``. A packet with a block that does not decode, or whose
 header seq is not the packet's seq plus its index
 (``sequenced_codec.poisoned_block``), is dropped whole by the intake before
 the receiver sees it (``poisoned_packets``; see ``mold_intake``). A delivered
@@ -139,7 +139,7 @@ class EngineAgent:
         self.max_payload = MAX_PAYLOAD
         self.clock_offset = time.time_ns() - time.monotonic_ns()
         self.heartbeat_ns = cfg.heartbeat_ms * 1_000_000
-        self.output_heartbeat_ns = cfg.output_heartbeat_us * 1_000  #: what the arbiter's silence sees
+        self.output_heartbeat_ns = cfg.output_heartbeat_ns()
         self.pacer = self.new_pacer()
         self.checkpoint_every = cfg.checkpoint_every
 
