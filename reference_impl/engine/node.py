@@ -300,6 +300,7 @@ class EngineAgent:
         promotion = self.promotion
         if promotion is not None and not promotion["first_packet_ns"]:
             promotion["first_packet_ns"] = self.last_output_ns
+            log.info("promoted: %s", promotion)  # logged after the outputs, not before
 
     def publish_output_heartbeat(self, now_ns: int) -> None:
         assert self.publisher is not None

@@ -16,9 +16,10 @@ engine's epoch is already the new one) decides, from the engine id alone:
   ``L + 1`` onwards as usual. The old session's messages it observed while
   muted (``ObservedStream.ring``: in order and gap-filled, so they are exactly
   the old stream's seqs ``1 .. end - 1``) stay served on this engine's
-  retransmit port, and an end-of-session packet at ``end`` goes out at once
-  and then every ``heartbeat_ms`` (``publish_old_end``), so a gateway learns
-  where the old stream ends and re-requests what it missed of it from here.
+  retransmit port, and an end-of-session packet at ``end`` goes out right
+  after the first outputs and then every ``heartbeat_ms``
+  (``publish_old_end``), so a gateway learns where the old stream ends and
+  re-requests what it missed of it from here.
   ``P`` is the last input complete within that observed prefix, so whatever
   the old primary published after ``end - 1`` is re-emitted.
 - **Muting** (it names another engine while this one publishes: a deposed
@@ -175,9 +176,7 @@ def promote(agent: EngineAgent, seq: int, sequenced_ns: int) -> None:
                        "old_session_end": agent.old_end[1] if agent.old_end else 0}
     agent.pacer = agent.new_pacer()
     agent.status_now = True
-    publish_old_end(agent, time.monotonic_ns())
-    log.info("promoted at seq %d to epoch %d: re-emitting %d inputs after %d", seq, epoch,
-             inputs, emitted)
+    agent.last_old_end_ns = 0  # the old session's end goes out this turn, after the outputs
 
 
 def mute(agent: EngineAgent) -> None:
