@@ -87,6 +87,7 @@ def test_an_empty_wait_ends_at_its_deadline_not_before(socks, fine, timeout_us) 
         inbox.close()
 
 
+@pytest.mark.timeout(20)  # a wait that never ends fails here, not after 300 s
 def test_a_stale_timer_expiry_neither_ends_a_wait_early_nor_shows_up_as_a_socket(socks, monkeypatch) -> None:
     """Data cuts a fine wait short; its deadline then expires unobserved, before the next wait."""
     monkeypatch.setattr(transport, "FINE_SPAN_NS", 10**9)  # the timerfd times the whole wait
@@ -104,6 +105,24 @@ def test_a_stale_timer_expiry_neither_ends_a_wait_early_nor_shows_up_as_a_socket
         assert time.monotonic_ns() >= deadline
         tx.sendto(b"next", rx[2].getsockname())
         assert [(rx.index(s), d) for s, d, _ in inbox.poll_until(deadline + 10**9)] == [(2, b"next")]
+    finally:
+        inbox.close()
+
+
+@pytest.mark.timeout(20)  # a wait that never ends fails here, not after 300 s
+def test_a_deadline_armed_for_a_wait_that_data_cut_short_still_ends_the_next_wait(socks, monkeypatch) -> None:
+    """Two waits for one deadline (a pacer's): the second reuses the armed timer and ends at the deadline."""
+    monkeypatch.setattr(transport, "FINE_SPAN_NS", 10**9)
+    rx, tx = socks
+    inbox = transport.Inbox(rx, fine_timers=True)
+    try:
+        timer = threading.Timer(0.005, tx.sendto, (b"early", rx[1].getsockname()))
+        timer.start()
+        deadline = time.monotonic_ns() + 60_000_000
+        assert [d for _, d, _ in inbox.poll_until(deadline)] == [b"early"]
+        timer.join()
+        assert inbox.poll_until(deadline) == []
+        assert time.monotonic_ns() >= deadline
     finally:
         inbox.close()
 
