@@ -163,6 +163,7 @@ class EngineAgent:
         self.last_old_end_ns = 0
         self.promotion: dict | None = None  #: the last promotion's facts (admin ``digest``)
         self.status_now = False  #: a role changed: the next status goes out this turn
+        self.sockets_changed = False  #: a role changed: rebuild the inbox at the end of the turn
         if self.publishing:
             self.served[self.out_session] = self.ring
         if not self.primary:
@@ -207,6 +208,7 @@ class EngineAgent:
 
     def rebuild_inbox(self) -> None:
         """The sockets changed (a role change): wait on the new set from the next turn."""
+        self.sockets_changed = False
         self.inbox.close()
         self.inbox = transport.node_inbox(self.cfg, self.sockets())
 
@@ -396,6 +398,8 @@ class EngineAgent:
                 self.publish_status()
             for data, addr in rerequests:
                 succession.serve_rerequest(self, retransmit_sock, data, addr)
+            if self.sockets_changed:
+                self.rebuild_inbox()
 
     def close(self) -> None:
         self.inbox.close()

@@ -29,7 +29,9 @@ engine's epoch is already the new one) decides, from the engine id alone:
 - A secondary that sees another secondary promoted follows the new session.
 
 The EngineStatus after a role change goes out in the same turn (``forced``),
-so gateways route re-requests to the new primary at once.
+so gateways route re-requests to the new primary at once. The inbox is
+rebuilt on the new sockets at the end of that turn (``sockets_changed``),
+after the outputs: building one costs about 100 µs.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def on_leader_change(agent: EngineAgent, msg: Sequenced) -> None:
         mute(agent)
     else:
         observe(agent)
-        agent.rebuild_inbox()
+        agent.sockets_changed = True
     agent.status_now = True
 
 
@@ -148,7 +150,7 @@ def promote(agent: EngineAgent, seq: int, sequenced_ns: int) -> None:
         agent.old_end = (old_session, observed.ring.head + 1)
         agent.observed = None
         observed.close()
-        agent.rebuild_inbox()
+        agent.sockets_changed = True
     emitted = agent.tracker.primary_emitted_seq
     ring = agent.reemit
     if not ring.complete_after(emitted):
@@ -194,7 +196,7 @@ def mute(agent: EngineAgent) -> None:
     if agent.output_sock is None:
         agent.output_sock = transport.stream_subscriber(
             agent.cfg, agent.cfg.output_stream, agent.cfg.engine(agent.id).output_port)
-    agent.rebuild_inbox()
+    agent.sockets_changed = True
     log.info("muted at epoch %d: engine %d is primary", agent.engine.epoch, agent.leader_id)
 
 
