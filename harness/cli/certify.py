@@ -34,7 +34,9 @@ import argparse
 import contextlib
 import os
 import random
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,24 @@ def _in_process_hygiene(suites_dir: Path):
         sys.path[:] = before_path
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM ends the run as Ctrl-C does: pytest tears the fixtures down, so every SUT a suite
+    started is stopped, not left running with the ports it holds (``kill PID`` of a run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def check_sut(sut: str) -> None:
     """A ``--sut`` that names nothing is a usage error, not an UNKNOWN run."""
     from harness.profiles import ProfileError
@@ -197,9 +217,9 @@ def run_certify(*, sut: str | None = None, profile: str | None = None, seed: int
         args += ["-k", keyword]
     args += list(extra_pytest_args)
     observer = observer if observer is not None else ProgressObserver(console)
-    with open(run_dir / "pytest.log", "w") as log, _in_process_hygiene(suites_dir):
-        with observer.progress, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            code = int(pytest.main(args, plugins=[certify_plugin, observer]))
+    with (open(run_dir / "pytest.log", "w") as log, _in_process_hygiene(suites_dir), _sigterm_as_interrupt(),
+          observer.progress, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log)):
+        code = int(pytest.main(args, plugins=[certify_plugin, observer]))
     if not (run_dir / "report.json").exists():  # pytest stopped before the session ended
         console.print(f"[bold red]pytest exited with code {code} before the run finished; see "
                       f"{run_dir / 'pytest.log'}[/]", highlight=False)
