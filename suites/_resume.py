@@ -253,6 +253,7 @@ class Trial:
 
     history: list[tuple[int, str]]
     resumes: list[Resume]
+    stalled: str | None = None  #: why the run stopped early: the exchange stopped answering
 
 
 def _quiet(followers: list[Follower], window_s: float, limit_s: float,
@@ -300,6 +301,7 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
     recorder = driver.follow(first, 1, "", False)
     resumes: list[Resume] = []
     previous: list[Follower] = []
+    stalled = None
     try:
         for w in range(2):
             driver.burst(f"{prefix}W{w}", rounds)()
@@ -308,7 +310,11 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
             edge = EDGES[step] if step < len(EDGES) else ""
             opened = [driver.follow(point(driver.door, edge, head, rng), head + 1, edge)]
             wait = driver.burst(f"{prefix}{step:03d}", rounds)
-            wait_for(partial(_past, recorder, head), SETTLE_S, 0.002)  # released, not all yet
+            if not wait_for(partial(_past, recorder, head), SETTLE_S, 0.002):  # released, not all yet
+                stalled = (f"the account's stream stayed at {head} for {SETTLE_S:.0f} s after "
+                           f"{rounds} new order pairs (step {step + 1} of {steps})")
+                previous += opened
+                break
             opened.append(driver.follow(rng.randint(first, head), head + 1, "", True))
             wait()
             reach = _head(recorder)
@@ -323,4 +329,4 @@ def run_resumes(driver: Driver, rng: random.Random, steps: int, rounds: int,
         for f in [*previous, recorder]:
             f.close()
         driver.close()
-    return Trial(list(recorder.messages), resumes)
+    return Trial(list(recorder.messages), resumes, stalled)

@@ -7,8 +7,10 @@ cancels), records it whole once, and re-logs in at the edge points and at
 seeded-random ones, some while traffic is being released, each session
 kept open through a later burst; ``check_session_resume`` judges every
 session against the history: the first message exactly where asked, no gap,
-no duplicate, the same content, up to the head. A SUT without the door is
-N/A for that requirement.
+no duplicate, the same content, up to the head. An exchange that stops
+answering (the account's stream does not move for ``SETTLE_S`` after a burst)
+ends the run there and FAILS it (liveness), rather than waiting out every
+step. A SUT without the door is N/A for that requirement.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from _continuity import CONTINUITY, TITLE, module_continuity
 from _resume import OuchDriver, SseDriver, run_resumes
 
 from harness.checkers.session_resume import check_session_resume
+from harness.checkers.verdict import Verdict
 from harness.coverage import covered
 
 STEPS = 12  #: resume steps per door: two sessions each (one at rest, one during traffic)
@@ -49,6 +52,8 @@ def _judge(requirement: str, driver, seed: int, profile: dict, prefix: str) -> N
     trial = run_resumes(driver, random.Random(f"{seed}:{requirement}"), STEPS, ROUNDS, prefix)
     v = check_session_resume(requirement, trial.history, trial.resumes)
     e = v.evidence
+    if trial.stalled:  # a stalled exchange fails the trial, whatever the resumes before it showed
+        v = Verdict.failed(requirement, f"liveness: {trial.stalled}; {v.summary}", {**e, "stalled": trial.stalled})
     s.judge(covered(v, {"resumes": e["resumes"], "edge_points": len(e["edges"]),
                         "mid_traffic": e["mid_traffic"], "messages": e["messages"]}, profile))
 
