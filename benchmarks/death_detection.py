@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+from harness.report.samples import percentile_us
 from reference_impl.core.failover_detector import ProbeAnswer
 from reference_impl.edges.proc_probe import ProcProbe
 
@@ -56,10 +57,6 @@ def one_kill(mb: int, timeout_s: float) -> tuple[int, int]:
         p.wait(10)
 
 
-def pct(values: list[int], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] / 1000
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     for mb in sizes:
         ex = [e for e, _ in got[mb] if e]
         rd = [r for _, r in got[mb] if r]
-        print(f"{mb:>5} | {pct(ex, .5):>14.0f} {pct(ex, .99):>8.0f} {max(ex) / 1000:>8.0f} | "
-              f"{pct(rd, .5):>10.0f} {pct(rd, .99):>8.0f} {max(rd) / 1000:>8.0f}")
+        print(f"{mb:>5} | {percentile_us(ex, 50):>14.0f} {percentile_us(ex, 99):>8.0f} {max(ex) / 1000:>8.0f} | "
+              f"{percentile_us(rd, 50):>10.0f} {percentile_us(rd, 99):>8.0f} {max(rd) / 1000:>8.0f}")
     return 0
 
 

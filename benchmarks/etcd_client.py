@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.report.samples import percentile_us
 from reference_impl.launch.etcd import EtcdServer
 
 CLIENT_PORT, PEER_PORT = 29911, 29912
@@ -118,10 +119,6 @@ class Aetcd:
 CANDIDATES = (Etcd3gw, Aetcd)
 
 
-def percentile(xs: list[int], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] / 1000
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             c.close()
     print(f"{'client':10} {'op':10} {'n':>6} {'p50 us':>8} {'p99 us':>8} {'mean us':>8}")
     for (name, op), xs in samples.items():
-        print(f"{name:10} {op:10} {len(xs):6d} {percentile(xs, 0.5):8.0f} {percentile(xs, 0.99):8.0f} "
+        print(f"{name:10} {op:10} {len(xs):6d} {percentile_us(xs, 50):8.0f} {percentile_us(xs, 99):8.0f} "
               f"{statistics.fmean(xs) / 1000:8.0f}")
     return 0
 

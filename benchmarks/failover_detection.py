@@ -33,6 +33,7 @@ from pathlib import Path
 
 import psutil
 
+from harness.report.samples import percentile_us
 from reference_impl import config
 from reference_impl.edges import process
 from reference_impl.launch.cluster import Cluster
@@ -95,10 +96,6 @@ def cost(enabled: bool, heartbeat_us: int, seconds: float) -> str:
         return line
 
 
-def pct(values: list[int], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] / 1000
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -124,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("promoted_ns", "leader_change asked"), ("sequenced_ns", "LeaderChange sequenced")):
         vals = [r[key] for r in rows if r[key] is not None]
         if vals:
-            print(f"{label:<28} {pct(vals, .5):>8.0f} {pct(vals, .99):>8.0f} {max(vals) / 1000:>8.0f}  {len(vals)}")
+            print(f"{label:<28} {percentile_us(vals, 50):>8.0f} {percentile_us(vals, 99):>8.0f} {max(vals) / 1000:>8.0f}  {len(vals)}")
     return 0
 
 

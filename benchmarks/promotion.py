@@ -36,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness.report.samples import percentile
 from reference_impl import config
 from reference_impl.config import HOST
 from reference_impl.core import sequenced_codec
@@ -102,10 +103,6 @@ def one_trial(offset: int, rate: int, warmup_s: float) -> dict:
             "reemitted_inputs": promotion["reemitted_inputs"]}
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -123,7 +120,7 @@ def main() -> None:
               flush=True)
     for key in rows[0]:
         values = [r[key] for r in rows]
-        print(f"{key:30s} p50 {pct(values, 0.5):9.1f}  p99 {pct(values, 0.99):9.1f}  "
+        print(f"{key:30s} p50 {percentile(sorted(values), 50):9.1f}  p99 {percentile(sorted(values), 99):9.1f}  "
               f"max {max(values):9.1f}")
 
 

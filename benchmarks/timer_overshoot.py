@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.report.samples import percentile_us
 from reference_impl.edges import transport
 from reference_impl.edges.timer import lower_timer_slack
 
@@ -71,9 +72,6 @@ def _waiters(sock, coarse: transport.Inbox, fine: transport.Inbox
     }
 
 
-def _pct(sorted_ns: list[int], q: float) -> float:
-    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e3
-
 
 def measure(samples: int, batch: int) -> dict:
     """Interleaved rounds until every (waiter, timeout) cell holds ``samples`` overshoots."""
@@ -103,7 +101,7 @@ def measure(samples: int, batch: int) -> dict:
     for (name, t_us), xs in raw.items():
         s = sorted(xs)
         cells.append({"waiter": name, "timeout_us": t_us, "n": len(s),
-                      "p50_us": _pct(s, 0.50), "p99_us": _pct(s, 0.99), "max_us": s[-1] / 1e3,
+                      "p50_us": percentile_us(s, 50), "p99_us": percentile_us(s, 99), "max_us": s[-1] / 1e3,
                       "min_us": s[0] / 1e3, "cpu_us_per_wait": cpu[(name, t_us)] / len(s) / 1e3,
                       "overshoot_ns": xs})
     return {"samples": samples, "batch": batch, "timeouts_us": list(TIMEOUTS_US),

@@ -36,6 +36,11 @@ def percentile(sorted_values: Sequence[int], pct: float) -> int:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def percentile_us(values_ns: Iterable[float], pct: float) -> float:
+    """Nearest-rank percentile of unsorted ns values, in µs (the benchmarks' figures)."""
+    return percentile(sorted(values_ns), pct) / 1000
+
+
 def summarize(samples: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, dict[str, float]]:
     """Per stage: count, min, the ``PERCENTILES`` and max, in microseconds."""
     out = {}
